@@ -1,0 +1,219 @@
+//! The download cache shared across builds: a content-addressed store of verified
+//! files (`blobs/sha256/<ab>/<hash>`), plus the last upstream InRelease per URL for
+//! conditional requests. A file enters the store only after its hash was checked,
+//! and under its hash: upstream names never become cache paths.
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// An open, locked cache directory.
+pub struct Cache {
+    root: PathBuf,
+    _lock: File,
+}
+
+/// A previously fetched upstream file with its HTTP validators.
+pub struct CachedRelease {
+    /// The body as last received (it is verified again on every use).
+    pub body: Vec<u8>,
+    /// `ETag` of that response.
+    pub etag: Option<String>,
+    /// `Last-Modified` of that response.
+    pub last_modified: Option<String>,
+}
+
+/// The default cache: `/var/cache/mini-mirror` for root, `~/.cache/mini-mirror` otherwise.
+pub fn default_dir() -> PathBuf {
+    if is_root() {
+        PathBuf::from("/var/cache/mini-mirror")
+    } else {
+        home_dir().join(".cache/mini-mirror")
+    }
+}
+
+pub(crate) fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+pub(crate) fn home_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
+}
+
+/// Take an exclusive lock on `path` (created if needed), telling the user if we must wait.
+pub fn lock_file(path: &Path) -> Result<File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            tracing::warn!(
+                "waiting for another mini-mirror run to release {}",
+                path.display()
+            );
+            file.lock()
+                .with_context(|| format!("locking {}", path.display()))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()));
+        }
+    }
+    Ok(file)
+}
+
+impl Cache {
+    /// Open (creating) and lock the cache at `root`.
+    pub fn open(root: &Path) -> Result<Cache> {
+        for sub in ["blobs/sha256", "tmp", "release"] {
+            std::fs::create_dir_all(root.join(sub)).with_context(|| {
+                format!("creating cache directory {}", root.join(sub).display())
+            })?;
+        }
+        let lock = lock_file(&root.join(".lock"))?;
+        // Leftovers of a killed run are never trusted: they were not verified.
+        for entry in std::fs::read_dir(root.join("tmp"))? {
+            let _ = std::fs::remove_file(entry?.path());
+        }
+        Ok(Cache {
+            root: root.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    /// The cache directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the verified file with this SHA256 lives (whether or not it exists yet).
+    pub fn blob_path(&self, sha256: &str) -> Result<PathBuf> {
+        if sha256.len() != 64
+            || !sha256
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
+            bail!("invalid SHA256 {sha256:?}");
+        }
+        Ok(self
+            .root
+            .join("blobs/sha256")
+            .join(&sha256[..2])
+            .join(sha256))
+    }
+
+    /// Whether a verified file with this hash and size is present.
+    pub fn has_blob(&self, sha256: &str, size: u64) -> bool {
+        self.blob_path(sha256)
+            .ok()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .is_some_and(|m| m.len() == size)
+    }
+
+    /// Read a cached file and check its hash again; `None` when absent or damaged.
+    pub fn read_blob(&self, sha256: &str, size: u64) -> Result<Option<Vec<u8>>> {
+        let path = self.blob_path(sha256)?;
+        let mut bytes = Vec::with_capacity(size as usize);
+        match File::open(&path) {
+            Ok(mut f) => {
+                f.read_to_end(&mut bytes)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+        if bytes.len() as u64 != size || hex::encode(Sha256::digest(&bytes)) != sha256 {
+            tracing::warn!(
+                "cache entry {} is damaged; fetching it again",
+                path.display()
+            );
+            let _ = std::fs::remove_file(&path);
+            return Ok(None);
+        }
+        Ok(Some(bytes))
+    }
+
+    /// A new temporary file inside the cache (same filesystem as the store).
+    pub fn temp_path(&self) -> Result<tempfile::TempPath> {
+        Ok(tempfile::Builder::new()
+            .prefix("dl-")
+            .tempfile_in(self.root.join("tmp"))
+            .context("creating a temporary file in the cache")?
+            .into_temp_path())
+    }
+
+    /// Move an already verified temporary file into the store under its hash.
+    pub fn insert_verified(&self, tmp: tempfile::TempPath, sha256: &str) -> Result<PathBuf> {
+        let dest = self.blob_path(sha256)?;
+        std::fs::create_dir_all(dest.parent().expect("blob path has a parent"))?;
+        // Published trees hard-link these files: they must be world-readable (nginx).
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+        tmp.persist(&dest)
+            .with_context(|| format!("moving a download into {}", dest.display()))?;
+        Ok(dest)
+    }
+
+    /// Store verified bytes under their hash.
+    pub fn insert_bytes(&self, bytes: &[u8], sha256: &str) -> Result<()> {
+        let tmp = self.temp_path()?;
+        std::fs::write(&tmp, bytes)?;
+        self.insert_verified(tmp, sha256)?;
+        Ok(())
+    }
+
+    fn release_dir(&self, url: &str) -> PathBuf {
+        self.root
+            .join("release")
+            .join(hex::encode(Sha256::digest(url.as_bytes())))
+    }
+
+    /// The last body received from `url` (an InRelease), if any.
+    pub fn load_release(&self, url: &str) -> Option<CachedRelease> {
+        let dir = self.release_dir(url);
+        let body = std::fs::read(dir.join("body")).ok()?;
+        let meta = std::fs::read_to_string(dir.join("validators")).unwrap_or_default();
+        let mut lines = meta.lines();
+        let non_empty = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
+        Some(CachedRelease {
+            body,
+            etag: non_empty(lines.next()),
+            last_modified: non_empty(lines.next()),
+        })
+    }
+
+    /// Remember `url`'s body and validators for the next conditional request.
+    pub fn store_release(&self, url: &str, r: &CachedRelease) -> Result<()> {
+        let dir = self.release_dir(url);
+        std::fs::create_dir_all(&dir)?;
+        let tmp = self.temp_path()?;
+        std::fs::write(&tmp, &r.body)?;
+        tmp.persist(dir.join("body"))?;
+        let validators = format!(
+            "{}\n{}\n",
+            r.etag.as_deref().unwrap_or(""),
+            r.last_modified.as_deref().unwrap_or("")
+        );
+        std::fs::write(dir.join("validators"), validators)?;
+        Ok(())
+    }
+}
+
+/// Where state (a generated signing key) lives: `/var/lib/mini-mirror` for root,
+/// `$XDG_STATE_HOME/mini-mirror` or `~/.local/state/mini-mirror` otherwise.
+pub fn default_state_dir() -> PathBuf {
+    if is_root() {
+        PathBuf::from("/var/lib/mini-mirror")
+    } else if let Some(x) = std::env::var_os("XDG_STATE_HOME") {
+        PathBuf::from(x).join("mini-mirror")
+    } else {
+        home_dir().join(".local/state/mini-mirror")
+    }
+}

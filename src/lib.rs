@@ -1,0 +1,104 @@
+//! mini-mirror: a `sources/` tree becomes a verified, dependency-closed, re-signed
+//! partial APT repository.
+//!
+//! The pipeline, one way through (one module per stage):
+//! [`spec`] reads `sources/` → [`upstream`] fetches and verifies each Release and its
+//! indices → [`universe`] indexes the packages a client would see → [`resolve`] picks
+//! the queries and their dependency closure → [`pool`] downloads the `.deb`s into the
+//! [`cache`], verified → [`publish`] writes, signs and atomically switches the tree.
+//! [`plan`] turns selections into what publish writes.
+
+pub mod cache;
+pub mod deb822;
+pub mod http;
+pub mod openpgp;
+pub mod plan;
+pub mod pool;
+pub mod publish;
+pub mod relation;
+pub mod resolve;
+pub mod spec;
+pub mod universe;
+pub mod upstream;
+
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// What `mini-mirror build` was asked to do.
+pub struct BuildOptions {
+    /// The `sources/` tree.
+    pub sources: PathBuf,
+    /// Where published trees go (`<output>/<prefix>/`).
+    pub output: PathBuf,
+    /// The download cache shared across builds.
+    pub cache: PathBuf,
+    /// Where a generated signing key is kept when no key is given.
+    pub state_dir: PathBuf,
+    /// The operator's secret key, if given.
+    pub sign_key: Option<PathBuf>,
+    /// Its passphrase, if any (never logged).
+    pub passphrase: Option<sequoia_openpgp::crypto::Password>,
+    /// Parallel downloads.
+    pub jobs: usize,
+}
+
+/// What a build did, for the closing summary.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildReport {
+    /// Distinct package files published.
+    pub packages: usize,
+    /// Package files downloaded in this run.
+    pub downloaded: usize,
+    /// Bytes received from the network in this run (indices and packages).
+    pub bytes: u64,
+    /// Package files taken from the cache.
+    pub from_cache: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Run the whole pipeline. On any error the previously published trees are untouched.
+pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
+    let started = Instant::now();
+    let specs = spec::read_sources(&opts.sources)?;
+    let key = openpgp::load_signing_key(
+        opts.sign_key.as_deref(),
+        opts.passphrase.as_ref(),
+        &opts.state_dir,
+    )?;
+    std::fs::create_dir_all(&opts.output)
+        .with_context(|| format!("creating output directory {}", opts.output.display()))?;
+    let _output_lock = cache::lock_file(&opts.output.join(".mini-mirror.lock"))?;
+    publish::remove_stale_staging(&opts.output)?;
+    let cache = cache::Cache::open(&opts.cache)?;
+    let http = http::Http::new()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+
+    let fetched = runtime.block_on(futures_util::future::try_join_all(
+        specs
+            .iter()
+            .map(|s| upstream::fetch_source(&http, &cache, s)),
+    ))?;
+    let plans = plan::plan_prefixes(&specs, &fetched)?;
+    let pool_files: Vec<pool::PoolFile> =
+        plans.iter().flat_map(|p| p.pool.iter().cloned()).collect();
+    let pool_report = runtime.block_on(pool::fetch_all(&http, &cache, &pool_files, opts.jobs))?;
+    let staged = plans
+        .iter()
+        .map(|p| publish::stage(&opts.output, p, &cache, &key))
+        .collect::<Result<Vec<_>>>()?;
+    publish::switch(&opts.output, staged)?;
+
+    Ok(BuildReport {
+        packages: pool_files.len(),
+        downloaded: pool_report.downloaded,
+        bytes: http
+            .bytes_downloaded
+            .load(std::sync::atomic::Ordering::Relaxed),
+        from_cache: pool_report.from_cache,
+        elapsed: started.elapsed(),
+    })
+}

@@ -1,0 +1,128 @@
+//! The `mini-mirror` command: parses flags and calls the library.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Build a verified, dependency-closed, re-signed partial APT repository"
+)]
+struct Cli {
+    /// More detail (-v: debug, -vv: trace). MINI_MIRROR_LOG also sets the filter.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build (or rebuild) the published trees from a sources/ tree.
+    Build {
+        /// The sources tree: <prefix>/<name>/{source.txt,packages.txt,settings.toml}.
+        #[arg(long, default_value = "sources")]
+        sources: PathBuf,
+        /// Where to publish: <output>/<prefix>/{dists,pool}.
+        #[arg(long, default_value = "public")]
+        output: PathBuf,
+        /// Download cache shared across builds [default: /var/cache/mini-mirror for root, ~/.cache/mini-mirror otherwise].
+        #[arg(long, env = "MINI_MIRROR_CACHE")]
+        cache: Option<PathBuf>,
+        /// Where a generated signing key is kept when no --sign-key is given
+        /// [default: /var/lib/mini-mirror for root, ~/.local/state/mini-mirror otherwise].
+        #[arg(long, env = "MINI_MIRROR_STATE")]
+        state_dir: Option<PathBuf>,
+        /// The operator's OpenPGP secret key (armored or binary).
+        #[arg(long, env = "RELEASE_SIGN_KEY_PATH")]
+        sign_key: Option<PathBuf>,
+        /// File holding the key's passphrase (else env RELEASE_SIGN_KEY_PASSPHRASE).
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+        /// Parallel downloads.
+        #[arg(long, short, default_value_t = 8)]
+        jobs: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    // Take the passphrase out of the environment first, while we are single-threaded,
+    // so that no child process or later code can see it.
+    let env_passphrase = std::env::var("RELEASE_SIGN_KEY_PASSPHRASE").ok();
+    // SAFETY: no other thread exists yet.
+    unsafe { std::env::remove_var("RELEASE_SIGN_KEY_PASSPHRASE") };
+
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let Command::Build {
+        sources,
+        output,
+        cache,
+        state_dir,
+        sign_key,
+        passphrase_file,
+        jobs,
+    } = cli.command;
+    let passphrase = match passphrase_file {
+        Some(path) => match std::fs::read_to_string(&path) {
+            Ok(p) => Some(mini_mirror::openpgp::password(&p)),
+            Err(e) => {
+                eprintln!("error: reading passphrase file {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => env_passphrase
+            .as_deref()
+            .map(mini_mirror::openpgp::password),
+    };
+    let opts = mini_mirror::BuildOptions {
+        sources,
+        output,
+        cache: cache.unwrap_or_else(mini_mirror::cache::default_dir),
+        state_dir: state_dir.unwrap_or_else(mini_mirror::cache::default_state_dir),
+        sign_key,
+        passphrase,
+        jobs,
+    };
+    match mini_mirror::build(&opts) {
+        Ok(r) => {
+            eprintln!(
+                "summary: {} packages, {} downloaded ({} bytes), {} from cache, {:.1}s",
+                r.packages,
+                r.downloaded,
+                r.bytes,
+                r.from_cache,
+                r.elapsed.as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        _ => "trace",
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("MINI_MIRROR_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("mini_mirror={default},warn"))
+        });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,382 @@
+//! The publish stage: lays out a prefix's tree in a staging directory beside the live
+//! one (pool links from the cache, Packages in three compressions with by-hash
+//! copies, Release signed as InRelease and Release.gpg, the public key), then
+//! switches it into place with one atomic rename. A failed or killed build never
+//! touches the live tree; a client sees the old tree or the new one, never a mix.
+//!
+//! This is the only module that writes below the output directory.
+
+use crate::cache::Cache;
+use crate::openpgp::SigningKey;
+use crate::pool::PoolFile;
+use crate::upstream::{format_date, parse_date};
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::{DateTime, Utc};
+use md5::Md5;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Name of the exported public key (binary; `.asc` beside it is armored).
+pub const KEYRING_NAME: &str = "mini-mirror-archive-keyring.gpg";
+
+/// One package entry to publish: the upstream paragraph and its new pool path.
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    /// The verified upstream paragraph.
+    pub paragraph: &'a str,
+    /// Our `Filename`.
+    pub pool_path: String,
+}
+
+/// What to publish for one dist.
+#[derive(Debug, Default)]
+pub struct DistPlan<'a> {
+    /// Dist name (path below `dists/`).
+    pub dist: String,
+    /// Origin, Label, Suite, Codename, Version, Description... in output order.
+    pub header: Vec<(String, String)>,
+    /// Components in output order.
+    pub components: Vec<String>,
+    /// Architectures in output order.
+    pub architectures: Vec<String>,
+    /// Entries per (component, architecture), already in output order.
+    pub entries: BTreeMap<(String, String), Vec<Entry<'a>>>,
+}
+
+/// Everything one prefix publishes.
+#[derive(Debug, Default)]
+pub struct PrefixPlan<'a> {
+    /// The prefix (`<output>/<prefix>/`).
+    pub prefix: String,
+    /// Its dists.
+    pub dists: Vec<DistPlan<'a>>,
+    /// Its pool files (already in the cache).
+    pub pool: Vec<PoolFile>,
+}
+
+/// A prefix tree fully written in staging, waiting for [`switch`].
+pub struct Staged {
+    prefix: String,
+    dir: tempfile::TempDir,
+}
+
+/// Lay out `plan` in a staging directory inside `output`.
+pub fn stage(
+    output: &Path,
+    plan: &PrefixPlan<'_>,
+    cache: &Cache,
+    key: &SigningKey,
+) -> Result<Staged> {
+    let live = output.join(&plan.prefix);
+    let dir = tempfile::Builder::new()
+        .prefix(&format!(".staging-{}-", plan.prefix))
+        .tempdir_in(output)
+        .with_context(|| format!("creating a staging directory in {}", output.display()))?;
+    let root = dir.path();
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755))?;
+    link_pool(root, &plan.pool, cache)?;
+    for dist in &plan.dists {
+        write_dist(root, &live, dist, key)
+            .with_context(|| format!("publishing {}/dists/{}", plan.prefix, dist.dist))?;
+    }
+    write_file(&root.join(KEYRING_NAME), &key.public_binary()?)?;
+    write_file(
+        &root.join(KEYRING_NAME.replace(".gpg", ".asc")),
+        &key.public_armored()?,
+    )?;
+    Ok(Staged {
+        prefix: plan.prefix.clone(),
+        dir,
+    })
+}
+
+fn link_pool(root: &Path, pool: &[PoolFile], cache: &Cache) -> Result<()> {
+    let mut made_dirs = BTreeSet::new();
+    for file in pool {
+        let dest = safe_join(root, &file.pool_path)?;
+        let parent = dest
+            .parent()
+            .expect("pool paths have parents")
+            .to_path_buf();
+        if made_dirs.insert(parent.clone()) {
+            std::fs::create_dir_all(&parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let blob = cache.blob_path(&file.sha256)?;
+        if std::fs::hard_link(&blob, &dest).is_err() {
+            // Another filesystem: copy instead.
+            std::fs::copy(&blob, &dest)
+                .with_context(|| format!("copying {} to {}", blob.display(), dest.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Join a relative path we built ourselves under `root`, refusing anything that could
+/// leave it (defence in depth: the parts were checked when the path was built).
+fn safe_join(root: &Path, relative: &str) -> Result<PathBuf> {
+    if !crate::spec::is_safe_relative_path(relative) {
+        bail!("refusing to write outside the output: {relative:?}");
+    }
+    Ok(root.join(relative))
+}
+
+struct Written {
+    path: String,
+    size: u64,
+    md5: String,
+    sha256: String,
+}
+
+fn write_dist(root: &Path, live: &Path, dist: &DistPlan<'_>, key: &SigningKey) -> Result<()> {
+    let dist_dir = safe_join(root, &format!("dists/{}", dist.dist))?;
+    let mut written = Vec::new();
+    for component in &dist.components {
+        for arch in &dist.architectures {
+            let rel = format!("{component}/binary-{arch}");
+            let dir = safe_join(&dist_dir, &rel)?;
+            std::fs::create_dir_all(dir.join("by-hash/SHA256"))?;
+            let entries = dist
+                .entries
+                .get(&(component.clone(), arch.clone()))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            let text = packages_text(entries);
+            let (gz, xz) = std::thread::scope(|s| {
+                let gz = s.spawn(|| gzip(text.as_bytes()));
+                let xz = s.spawn(|| xz(text.as_bytes()));
+                (
+                    gz.join().expect("gzip thread"),
+                    xz.join().expect("xz thread"),
+                )
+            });
+            for (name, bytes) in [
+                ("Packages", text.into_bytes()),
+                ("Packages.gz", gz?),
+                ("Packages.xz", xz?),
+            ] {
+                let sha256 = hex::encode(Sha256::digest(&bytes));
+                let path = dir.join(name);
+                write_file(&path, &bytes)?;
+                std::fs::hard_link(&path, dir.join("by-hash/SHA256").join(&sha256))?;
+                written.push(Written {
+                    path: format!("{rel}/{name}"),
+                    size: bytes.len() as u64,
+                    md5: hex::encode(Md5::digest(&bytes)),
+                    sha256,
+                });
+            }
+        }
+    }
+    let live_dist = live.join("dists").join(&dist.dist);
+    keep_previous_by_hash(&live_dist, &dist_dir)?;
+    let date = publish_date(&live_dist.join("Release"))?;
+    let release = release_text(dist, &written, date);
+    write_file(&dist_dir.join("Release"), release.as_bytes())?;
+    write_file(
+        &dist_dir.join("InRelease"),
+        &key.clearsign(release.as_bytes())?,
+    )?;
+    write_file(
+        &dist_dir.join("Release.gpg"),
+        &key.sign_detached(release.as_bytes())?,
+    )?;
+    Ok(())
+}
+
+/// The Packages file: entries separated by blank lines, `Filename` replaced by ours.
+fn packages_text(entries: &[Entry<'_>]) -> String {
+    let mut out = String::with_capacity(entries.iter().map(|e| e.paragraph.len() + 2).sum());
+    for e in entries {
+        for line in e.paragraph.lines() {
+            if line.len() >= 9 && line[..9].eq_ignore_ascii_case("filename:") {
+                out.push_str("Filename: ");
+                out.push_str(&e.pool_path);
+            } else {
+                out.push_str(line.trim_end_matches('\r'));
+            }
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn gzip(data: &[u8]) -> Result<Vec<u8>> {
+    let mut enc = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::best());
+    enc.write_all(data)?;
+    Ok(enc.finish()?)
+}
+
+fn xz(data: &[u8]) -> Result<Vec<u8>> {
+    let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 6);
+    enc.write_all(data)?;
+    Ok(enc.finish()?)
+}
+
+/// A client holding the previous InRelease may still ask for the previous indices
+/// by hash: keep that one generation of by-hash files in the new tree.
+fn keep_previous_by_hash(live_dist: &Path, staged_dist: &Path) -> Result<()> {
+    let Ok(previous) = std::fs::read_to_string(live_dist.join("Release")) else {
+        return Ok(());
+    };
+    let Ok(paragraph) = crate::deb822::single_paragraph(&previous) else {
+        return Ok(());
+    };
+    let Some(list) = paragraph.get("SHA256") else {
+        return Ok(());
+    };
+    for line in list.lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let [hash, _, path] = parts[..] else { continue };
+        let Some((dir, _)) = path.rsplit_once('/') else {
+            continue;
+        };
+        if !crate::spec::is_safe_relative_path(dir) || !hash.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            continue;
+        }
+        let old = live_dist.join(dir).join("by-hash/SHA256").join(hash);
+        let new_dir = staged_dist.join(dir).join("by-hash/SHA256");
+        let new = new_dir.join(hash);
+        if old.is_file() && new_dir.is_dir() && !new.exists() {
+            std::fs::hard_link(&old, &new).or_else(|_| std::fs::copy(&old, &new).map(|_| ()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Now, but never earlier than the previous publish's Date (clients reject going back).
+fn publish_date(previous_release: &Path) -> Result<DateTime<Utc>> {
+    let now = Utc::now();
+    let Ok(text) = std::fs::read_to_string(previous_release) else {
+        return Ok(now);
+    };
+    let previous = crate::deb822::single_paragraph(&text)
+        .ok()
+        .and_then(|p| p.get("Date").and_then(|d| parse_date(d).ok()));
+    Ok(match previous {
+        Some(p) if p > now => p,
+        _ => now,
+    })
+}
+
+fn release_text(dist: &DistPlan<'_>, written: &[Written], date: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    for (name, value) in &dist.header {
+        out.push_str(&format!("{name}: {value}\n"));
+    }
+    out.push_str(&format!("Date: {}\n", format_date(date)));
+    out.push_str(&format!(
+        "Architectures: {}\n",
+        dist.architectures.join(" ")
+    ));
+    out.push_str(&format!("Components: {}\n", dist.components.join(" ")));
+    out.push_str("Acquire-By-Hash: yes\n");
+    out.push_str("MD5Sum:\n");
+    for w in written {
+        out.push_str(&format!(" {} {:>16} {}\n", w.md5, w.size, w.path));
+    }
+    out.push_str("SHA256:\n");
+    for w in written {
+        out.push_str(&format!(" {} {:>16} {}\n", w.sha256, w.size, w.path));
+    }
+    out
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Switch staged trees into place: each prefix with one atomic rename.
+pub fn switch(output: &Path, staged: Vec<Staged>) -> Result<()> {
+    sync_filesystem(output)?;
+    for s in staged {
+        let live = output.join(&s.prefix);
+        let staged_path = s.dir.keep();
+        if live.exists() {
+            exchange(&staged_path, &live)?;
+            // `staged_path` now holds the previous tree.
+            std::fs::remove_dir_all(&staged_path)
+                .with_context(|| format!("removing the previous tree {}", staged_path.display()))?;
+        } else {
+            std::fs::rename(&staged_path, &live)
+                .with_context(|| format!("moving the new tree into {}", live.display()))?;
+        }
+        tracing::info!("published {}", live.display());
+    }
+    Ok(())
+}
+
+/// Remove staging directories left by killed runs (the caller holds the output lock).
+pub fn remove_stale_staging(output: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(output)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(".staging-") {
+            std::fs::remove_dir_all(entry.path())
+                .with_context(|| format!("removing stale {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn exchange(a: &Path, b: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let ca = std::ffi::CString::new(a.as_os_str().as_bytes())?;
+    let cb = std::ffi::CString::new(b.as_os_str().as_bytes())?;
+    // SAFETY: both are valid NUL-terminated paths; renameat2 does not keep them.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(anyhow!(err)).with_context(|| {
+            format!("atomically exchanging {} with {}", a.display(), b.display())
+        });
+    }
+    Ok(())
+}
+
+fn sync_filesystem(path: &Path) -> Result<()> {
+    let dir = std::fs::File::open(path)?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open file descriptor.
+    let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("syncing the output filesystem");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packages_text_replaces_only_filename() {
+        let entries = [Entry {
+            paragraph: "Package: a\nVersion: 1\nFilename: ../../evil.deb\nDescription: x\n y",
+            pool_path: "pool/main/a/a/a_1_all.deb".into(),
+        }];
+        assert_eq!(
+            packages_text(&entries),
+            "Package: a\nVersion: 1\nFilename: pool/main/a/a/a_1_all.deb\nDescription: x\n y\n\n"
+        );
+    }
+
+    #[test]
+    fn gzip_is_deterministic() {
+        assert_eq!(gzip(b"abc").unwrap(), gzip(b"abc").unwrap());
+    }
+}

@@ -1,0 +1,441 @@
+//! Selection: turns queries into seed packages and closes them under dependencies,
+//! within one architecture's [`Universe`].
+//!
+//! Rules: a query picks the highest version that satisfies it (from its own source);
+//! Pre-Depends and Depends are always followed, Recommends/Suggests when the seed's
+//! source asks for them; in a group `a | b` an alternative that is already selected
+//! wins, else the first one that has a candidate; virtual names resolve through
+//! Provides (a versioned dependency needs a versioned Provides). Conflicts are not
+//! evaluated: a mirror offers packages, the client's apt decides what to install.
+//! The walk is breadth-first in input order, so the same input gives the same result.
+
+use crate::relation::{Alternatives, ArchQualifier, Dependency, parse_depends};
+use crate::spec::{Location, MissingPolicy, Query, Settings};
+use crate::universe::{MultiArch, PkgId, Universe};
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+
+/// What one source asks of the resolver.
+pub struct Request<'s> {
+    /// The source's position in the build's source list (matches `Origin::source`).
+    pub source: usize,
+    /// The source's settings.
+    pub settings: &'s Settings,
+    /// Its queries.
+    pub queries: &'s [Query],
+    /// Names `debootstrap --variant=minbase` installs besides `Priority: required`
+    /// (e.g. `apt`, `usr-is-merged`); used only when `settings.essential` is on.
+    pub bootstrap_names: Vec<String>,
+}
+
+/// The packages chosen for one architecture.
+#[derive(Debug)]
+pub struct Selection {
+    /// The architecture.
+    pub arch: String,
+    /// Chosen packages, ordered by name, version, architecture.
+    pub packages: Vec<PkgId>,
+    /// Unsatisfied dependencies that the user chose to only warn about.
+    pub warnings: Vec<String>,
+}
+
+/// Why the selection failed: every problem found, each with its chain.
+#[derive(Debug)]
+pub struct ResolveError {
+    /// One message per problem.
+    pub problems: Vec<String>,
+}
+
+impl std::fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot select the requested packages:")?;
+        for p in &self.problems {
+            write!(f, "\n  {p}")?;
+        }
+        Ok(())
+    }
+}
+impl std::error::Error for ResolveError {}
+
+const FOLLOW_RECOMMENDS: u8 = 1;
+const FOLLOW_SUGGESTS: u8 = 2;
+const BOOTSTRAP: u8 = 4;
+const EXPANDED: u8 = 8;
+
+#[derive(Clone)]
+enum Reason {
+    /// Asked for directly.
+    Seed {
+        request: usize,
+        label: String,
+        location: Option<Location>,
+    },
+    /// Needed by `parent` through the dependency written as `via`.
+    Dependency { parent: PkgId, via: String },
+}
+
+struct Resolver<'u, 'a, 's> {
+    universe: &'u Universe<'a>,
+    requests: &'s [Request<'s>],
+    reasons: Vec<Option<Reason>>,
+    flags: Vec<u8>,
+    queue: VecDeque<(PkgId, u8)>,
+    problems: Vec<String>,
+    warnings: Vec<String>,
+}
+
+/// Select the closure of `requests` in `universe`.
+pub fn resolve(
+    universe: &Universe<'_>,
+    requests: &[Request<'_>],
+) -> Result<Selection, ResolveError> {
+    let n = universe.packages.len();
+    let mut r = Resolver {
+        universe,
+        requests,
+        reasons: vec![None; n],
+        flags: vec![0; n],
+        queue: VecDeque::new(),
+        problems: Vec::new(),
+        warnings: Vec::new(),
+    };
+    for (i, request) in requests.iter().enumerate() {
+        r.seed_queries(i, request);
+        if request.settings.essential {
+            r.seed_essential(i, request);
+        }
+    }
+    while let Some((id, flags)) = r.queue.pop_front() {
+        r.expand(id, flags);
+    }
+    if !r.problems.is_empty() {
+        return Err(ResolveError {
+            problems: r.problems,
+        });
+    }
+    let mut packages: Vec<PkgId> = (0..n).filter(|&i| r.reasons[i].is_some()).collect();
+    packages.sort_by(|&a, &b| {
+        let (pa, pb) = (universe.get(a), universe.get(b));
+        pa.name
+            .cmp(pb.name)
+            .then(pa.version.cmp(&pb.version))
+            .then(pa.arch.cmp(pb.arch))
+            .then(a.cmp(&b))
+    });
+    Ok(Selection {
+        arch: universe.arch.clone(),
+        packages,
+        warnings: r.warnings,
+    })
+}
+
+fn follow_flags(settings: &Settings) -> u8 {
+    let mut f = 0;
+    if settings.recommends {
+        f |= FOLLOW_RECOMMENDS;
+    }
+    if settings.suggests {
+        f |= FOLLOW_SUGGESTS;
+    }
+    f
+}
+
+impl<'a> Resolver<'_, 'a, '_> {
+    fn seed_queries(&mut self, index: usize, request: &Request<'_>) {
+        let u = self.universe;
+        for query in request.queries {
+            if query
+                .arch
+                .as_deref()
+                .is_some_and(|a| a != u.arch && a != "all")
+            {
+                continue;
+            }
+            let from_source = |id: &PkgId| u.get(*id).origin.source == request.source;
+            let arch_ok = |id: &PkgId| query.arch.as_deref().is_none_or(|a| u.get(*id).arch == a);
+            let version_ok = |id: &PkgId| {
+                query
+                    .version
+                    .as_ref()
+                    .is_none_or(|req| req.matches(&u.get(*id).version))
+            };
+            let mut pick = u
+                .by_name(&query.name)
+                .iter()
+                .copied()
+                .find(|id| from_source(id) && arch_ok(id) && version_ok(id));
+            if pick.is_none() && query.version.is_none() {
+                // A virtual name: take its first provider, as apt would ask to choose.
+                pick = u
+                    .providers(&query.name)
+                    .iter()
+                    .copied()
+                    .find(|id| from_source(id) && arch_ok(id));
+            }
+            match pick {
+                Some(id) => self.select(
+                    id,
+                    Reason::Seed {
+                        request: index,
+                        label: query.name.clone(),
+                        location: Some(query.location.clone()),
+                    },
+                    follow_flags(request.settings),
+                ),
+                None => {
+                    let hint = self
+                        .hint_for_name(&query.name, query.version.as_ref().map(|v| v.to_string()));
+                    self.problems.push(format!(
+                        "{}: `{query}` matches no package for {} ({hint})",
+                        query.location, u.arch
+                    ));
+                }
+            }
+        }
+    }
+
+    fn seed_essential(&mut self, index: usize, request: &Request<'_>) {
+        let u = self.universe;
+        let mut names: Vec<&str> = u
+            .packages
+            .iter()
+            .filter(|p| {
+                p.origin.source == request.source && (p.essential || p.priority == "required")
+            })
+            .map(|p| p.name)
+            .collect();
+        names.extend(request.bootstrap_names.iter().map(String::as_str));
+        names.sort_unstable();
+        names.dedup();
+        let flags = follow_flags(request.settings) | BOOTSTRAP;
+        for name in names {
+            let pick = u
+                .by_name(name)
+                .iter()
+                .copied()
+                .find(|&id| u.get(id).origin.source == request.source);
+            match pick {
+                Some(id) => self.select(
+                    id,
+                    Reason::Seed {
+                        request: index,
+                        label: format!("{name} (essential seeding)"),
+                        location: None,
+                    },
+                    flags,
+                ),
+                None => tracing::debug!("essential seeding: {name} not in this source"),
+            }
+        }
+    }
+
+    fn select(&mut self, id: PkgId, reason: Reason, flags: u8) {
+        if self.reasons[id].is_none() {
+            self.reasons[id] = Some(reason);
+        }
+        let done = self.flags[id];
+        if done & EXPANDED == 0
+            || (flags & !done) & (FOLLOW_RECOMMENDS | FOLLOW_SUGGESTS | BOOTSTRAP) != 0
+        {
+            self.queue.push_back((id, flags | (done & !EXPANDED)));
+            self.flags[id] |= flags | EXPANDED;
+        }
+    }
+
+    fn expand(&mut self, id: PkgId, flags: u8) {
+        let u = self.universe;
+        let pkg = u.get(id);
+        let mut fields = vec![
+            ("Pre-Depends", pkg.pre_depends, true),
+            ("Depends", pkg.depends, true),
+        ];
+        if flags & FOLLOW_RECOMMENDS != 0 {
+            fields.push(("Recommends", pkg.recommends, false));
+        }
+        if flags & FOLLOW_SUGGESTS != 0 {
+            fields.push(("Suggests", pkg.suggests, false));
+        }
+        for (field, text, required) in fields {
+            if text.is_empty() {
+                continue;
+            }
+            let groups = match parse_depends(text) {
+                Ok(g) => g,
+                Err(e) => {
+                    self.problems.push(format!(
+                        "{} {} ({}): malformed {field}: {e:#}",
+                        pkg.name, pkg.version_text, pkg.arch
+                    ));
+                    continue;
+                }
+            };
+            for group in groups {
+                let alternatives: Vec<&Dependency> =
+                    group.0.iter().filter(|d| d.applies_to(&u.arch)).collect();
+                if alternatives.is_empty() {
+                    continue;
+                }
+                let via = group.to_string();
+                if flags & BOOTSTRAP != 0 && required {
+                    self.bootstrap_first_alternative(id, alternatives[0], &via, flags);
+                }
+                self.satisfy(id, &group, &alternatives, via, flags, required);
+            }
+        }
+    }
+
+    /// debootstrap takes the first alternative of every dependency, by name, ignoring
+    /// versions and virtual packages; make sure it finds it.
+    fn bootstrap_first_alternative(
+        &mut self,
+        parent: PkgId,
+        dep: &Dependency,
+        via: &str,
+        flags: u8,
+    ) {
+        // debootstrap excludes `usrmerge` from bookworm on (usr-is-merged replaces it).
+        if dep.name == "usrmerge" {
+            return;
+        }
+        if let Some(&best) = self.universe.by_name(&dep.name).first() {
+            self.select(
+                best,
+                Reason::Dependency {
+                    parent,
+                    via: via.to_owned(),
+                },
+                flags,
+            );
+        }
+    }
+
+    fn satisfy(
+        &mut self,
+        parent: PkgId,
+        group: &Alternatives,
+        alternatives: &[&Dependency],
+        via: String,
+        flags: u8,
+        required: bool,
+    ) {
+        let candidates: Vec<Vec<PkgId>> = alternatives.iter().map(|d| self.candidates(d)).collect();
+        if candidates
+            .iter()
+            .flatten()
+            .any(|&c| self.reasons[c].is_some())
+        {
+            return;
+        }
+        // Recommends/Suggests reached through a dependency keep the parent's flags,
+        // but the bootstrap rule only applies to what debootstrap itself walks.
+        let child_flags = flags;
+        if let Some(&best) = candidates.iter().flatten().next() {
+            self.select(best, Reason::Dependency { parent, via }, child_flags);
+            return;
+        }
+        if !required {
+            return; // apt installs without a missing Recommends/Suggests, so may we.
+        }
+        let (chain, request) = self.chain(parent);
+        let hints: Vec<String> = group
+            .0
+            .iter()
+            .map(|d| self.hint_for_name(&d.name, d.version.as_ref().map(|v| v.to_string())))
+            .collect();
+        let message = format!("{chain} → {via} → ? ({})", hints.join("; "));
+        match request.map(|r| self.requests[r].settings.missing) {
+            Some(MissingPolicy::Warn) => self.warnings.push(message),
+            _ => self.problems.push(message),
+        }
+    }
+
+    /// Packages that satisfy one alternative: real packages (highest version first),
+    /// then providers.
+    fn candidates(&self, dep: &Dependency) -> Vec<PkgId> {
+        let u = self.universe;
+        let mut out: Vec<PkgId> = u
+            .by_name(&dep.name)
+            .iter()
+            .copied()
+            .filter(|&id| {
+                let p = u.get(id);
+                let arch_ok = match dep.qualifier {
+                    ArchQualifier::Any => p.multi_arch == MultiArch::Allowed,
+                    ArchQualifier::None | ArchQualifier::Native => true,
+                };
+                arch_ok
+                    && dep
+                        .version
+                        .as_ref()
+                        .is_none_or(|req| req.matches(&p.version))
+            })
+            .collect();
+        out.extend(u.providers(&dep.name).iter().copied().filter(|&id| {
+            u.get(id).provides.iter().any(|prov| {
+                prov.name == dep.name
+                    && match (&dep.version, &prov.version) {
+                        (None, _) => true,
+                        (Some(req), Some(v)) => req.matches(v),
+                        (Some(_), None) => false,
+                    }
+            })
+        }));
+        out
+    }
+
+    /// `query → dep → dep`, from the seed down to `id`, and the seed's request.
+    fn chain(&self, id: PkgId) -> (String, Option<usize>) {
+        let mut steps = Vec::new();
+        let mut current = id;
+        let mut guard = 0;
+        loop {
+            match &self.reasons[current] {
+                Some(Reason::Dependency { parent, via }) => {
+                    steps.push(via.clone());
+                    current = *parent;
+                }
+                Some(Reason::Seed {
+                    request,
+                    label,
+                    location,
+                }) => {
+                    steps.push(label.clone());
+                    steps.reverse();
+                    let mut chain = String::new();
+                    if let Some(loc) = location {
+                        let _ = write!(chain, "{loc}: ");
+                    }
+                    chain.push_str(&steps.join(" → "));
+                    return (chain, Some(*request));
+                }
+                None => return (steps.join(" → "), None),
+            }
+            guard += 1;
+            if guard > 10_000 {
+                return (steps.join(" → "), None);
+            }
+        }
+    }
+
+    fn hint_for_name(&self, name: &str, wanted: Option<String>) -> String {
+        let u = self.universe;
+        let versions: Vec<&str> = u
+            .by_name(name)
+            .iter()
+            .take(5)
+            .map(|&id| u.get(id).version_text)
+            .collect();
+        let providers: Vec<&str> = u
+            .providers(name)
+            .iter()
+            .take(5)
+            .map(|&id| u.get(id).name)
+            .collect();
+        match (versions.is_empty(), providers.is_empty(), wanted) {
+            (false, _, Some(w)) => format!("{name} {w} wanted, available: {}", versions.join(", ")),
+            (false, _, None) => format!("{name} is available but not usable here"),
+            (true, false, _) => format!("{name} is virtual, provided by {}", providers.join(", ")),
+            (true, true, _) => format!("no package or provider named {name} for {}", u.arch),
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! All packages one client architecture can see under a prefix: the union of every
+//! source's verified indices, indexed by name and by provided (virtual) name.
+//! Entries borrow from the index texts; nothing is copied.
+
+use crate::deb822;
+use crate::relation::{self, Provided};
+use anyhow::{Context, Result, anyhow, bail};
+use debversion::Version;
+use std::collections::HashMap;
+
+/// Position of a package in its [`Universe`].
+pub type PkgId = usize;
+
+/// `Multi-Arch` of a package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MultiArch {
+    /// No field, or `no`.
+    No,
+    /// `same`.
+    Same,
+    /// `foreign`.
+    Foreign,
+    /// `allowed`: may satisfy `pkg:any`.
+    Allowed,
+}
+
+/// Where a package was found: it is published in the same dist and component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin<'a> {
+    /// Index of the source (in the build's source list).
+    pub source: usize,
+    /// The dist it is published in.
+    pub dist: &'a str,
+    /// The component it is published in.
+    pub component: &'a str,
+}
+
+/// One binary package entry of an index.
+#[derive(Debug, Clone)]
+pub struct Package<'a> {
+    /// `Package`.
+    pub name: &'a str,
+    /// `Version`, parsed.
+    pub version: Version,
+    /// `Version` as written.
+    pub version_text: &'a str,
+    /// `Architecture` (`all` included).
+    pub arch: &'a str,
+    /// `Multi-Arch`.
+    pub multi_arch: MultiArch,
+    /// Source package name (`Source` without its version, else `Package`).
+    pub source_name: &'a str,
+    /// Upstream `Filename` (untrusted: checked before any use).
+    pub filename: &'a str,
+    /// `Size`.
+    pub size: u64,
+    /// `SHA256`, lowercase hex.
+    pub sha256: &'a str,
+    /// `Essential: yes`.
+    pub essential: bool,
+    /// `Priority`.
+    pub priority: &'a str,
+    /// Raw dependency fields (parsed on demand).
+    pub pre_depends: &'a str,
+    /// `Depends`.
+    pub depends: &'a str,
+    /// `Recommends`.
+    pub recommends: &'a str,
+    /// `Suggests`.
+    pub suggests: &'a str,
+    /// `Provides`, parsed.
+    pub provides: Vec<Provided>,
+    /// The whole paragraph, to republish verbatim (with our Filename).
+    pub paragraph: &'a str,
+    /// Where it came from.
+    pub origin: Origin<'a>,
+}
+
+/// The packages one architecture can see, with lookups by name and provided name.
+pub struct Universe<'a> {
+    /// The client architecture.
+    pub arch: String,
+    /// Every package, in source order.
+    pub packages: Vec<Package<'a>>,
+    by_name: HashMap<&'a str, Vec<PkgId>>,
+    providers: HashMap<String, Vec<PkgId>>,
+}
+
+/// One verified index with the place its packages are published.
+pub struct IndexRef<'a> {
+    /// The decompressed index.
+    pub text: &'a str,
+    /// For error messages.
+    pub path: &'a str,
+    /// Where its packages go.
+    pub origin: Origin<'a>,
+}
+
+impl<'a> Universe<'a> {
+    /// Build the universe of `arch` from indices (already filtered to `binary-<arch>` and
+    /// `binary-all`). Duplicate (name, version, arch) entries keep the first seen.
+    pub fn build(arch: &str, indices: &[IndexRef<'a>]) -> Result<Universe<'a>> {
+        let mut packages = Vec::new();
+        let mut seen: HashMap<(&'a str, &'a str, &'a str), PkgId> = HashMap::new();
+        for index in indices {
+            for paragraph in deb822::paragraphs(index.text) {
+                let paragraph = paragraph.with_context(|| index.path.to_owned())?;
+                let pkg = parse_package(&paragraph, index.origin)
+                    .with_context(|| format!("{}: entry at line {}", index.path, paragraph.line))?;
+                if pkg.arch != arch && pkg.arch != "all" {
+                    continue;
+                }
+                let key = (pkg.name, pkg.version_text, pkg.arch);
+                if let Some(&first) = seen.get(&key) {
+                    let first: &Package = &packages[first];
+                    if first.sha256 != pkg.sha256 && first.origin == pkg.origin {
+                        tracing::warn!(
+                            "{}: duplicate entry {} {} {} with a different file; keeping the first",
+                            index.path,
+                            pkg.name,
+                            pkg.version_text,
+                            pkg.arch
+                        );
+                    }
+                    continue;
+                }
+                seen.insert(key, packages.len());
+                packages.push(pkg);
+            }
+        }
+        let mut by_name: HashMap<&'a str, Vec<PkgId>> = HashMap::new();
+        let mut providers: HashMap<String, Vec<PkgId>> = HashMap::new();
+        for (id, p) in packages.iter().enumerate() {
+            by_name.entry(p.name).or_default().push(id);
+            for prov in &p.provides {
+                providers.entry(prov.name.clone()).or_default().push(id);
+            }
+        }
+        // Highest version first; ties keep source order (stable sort).
+        for ids in by_name.values_mut() {
+            ids.sort_by(|&a, &b| packages[b].version.cmp(&packages[a].version));
+        }
+        for ids in providers.values_mut() {
+            ids.sort_by(|&a, &b| {
+                let (pa, pb) = (&packages[a], &packages[b]);
+                priority_rank(pa.priority)
+                    .cmp(&priority_rank(pb.priority))
+                    .then(pa.name.cmp(pb.name))
+                    .then(pb.version.cmp(&pa.version))
+            });
+        }
+        Ok(Universe {
+            arch: arch.to_owned(),
+            packages,
+            by_name,
+            providers,
+        })
+    }
+
+    /// Real packages of this name, highest version first.
+    pub fn by_name(&self, name: &str) -> &[PkgId] {
+        self.by_name.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// Packages that provide this name, most important first, then by name.
+    pub fn providers(&self, name: &str) -> &[PkgId] {
+        self.providers.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// The package with this id.
+    pub fn get(&self, id: PkgId) -> &Package<'a> {
+        &self.packages[id]
+    }
+}
+
+/// Lower is more important (`required` first); used to order providers deterministically.
+pub fn priority_rank(priority: &str) -> u8 {
+    match priority {
+        "required" => 0,
+        "important" => 1,
+        "standard" => 2,
+        "optional" => 3,
+        "extra" => 4,
+        _ => 5,
+    }
+}
+
+fn parse_package<'a>(p: &deb822::Paragraph<'a>, origin: Origin<'a>) -> Result<Package<'a>> {
+    let need = |f: &str| p.get(f).ok_or_else(|| anyhow!("missing {f} field"));
+    let name = need("Package")?;
+    relation::check_package_name(name)?;
+    let version_text = need("Version")?;
+    let version = relation::parse_version(version_text)?;
+    let size: u64 = need("Size")?
+        .parse()
+        .map_err(|_| anyhow!("{name}: invalid Size"))?;
+    let sha256 = need("SHA256").with_context(|| format!("{name}: apt needs SHA256"))?;
+    if sha256.len() != 64
+        || !sha256
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
+        bail!("{name}: invalid SHA256 {sha256:?}");
+    }
+    let source_name = p
+        .get("Source")
+        .map(|s| s.split_whitespace().next().unwrap_or(name))
+        .unwrap_or(name);
+    let multi_arch = match p.get("Multi-Arch") {
+        Some("same") => MultiArch::Same,
+        Some("foreign") => MultiArch::Foreign,
+        Some("allowed") => MultiArch::Allowed,
+        _ => MultiArch::No,
+    };
+    let provides = match p.get("Provides") {
+        Some(text) => {
+            relation::parse_provides(text).with_context(|| format!("{name}: Provides"))?
+        }
+        None => Vec::new(),
+    };
+    Ok(Package {
+        name,
+        version,
+        version_text,
+        arch: need("Architecture")?,
+        multi_arch,
+        source_name,
+        filename: need("Filename")?,
+        size,
+        sha256,
+        essential: p.get("Essential").is_some_and(|v| v == "yes"),
+        priority: p.get("Priority").unwrap_or(""),
+        pre_depends: p.get("Pre-Depends").unwrap_or(""),
+        depends: p.get("Depends").unwrap_or(""),
+        recommends: p.get("Recommends").unwrap_or(""),
+        suggests: p.get("Suggests").unwrap_or(""),
+        provides,
+        paragraph: p.text,
+        origin,
+    })
+}

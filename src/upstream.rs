@@ -1,0 +1,419 @@
+//! Talks to one upstream archive: fetches `InRelease` (or `Release` + `Release.gpg`
+//! when InRelease is absent), verifies it against the source's keyring, and fetches
+//! the `Packages` indices it lists, each checked against the signed size and SHA256.
+//! Nothing that was not verified leaves this module.
+
+use crate::cache::{Cache, CachedRelease};
+use crate::deb822;
+use crate::http::{Conditional, Http};
+use crate::openpgp::{self, GoodSignature, Keyring};
+use crate::spec::{KeySource, SourceSpec, is_safe_relative_path};
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::Read;
+
+/// Size and SHA256 of one file listed in a Release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedFile {
+    /// Size in bytes.
+    pub size: u64,
+    /// Lowercase hex SHA256.
+    pub sha256: String,
+}
+
+/// A Release whose signature was verified, parsed from the verifier's output only.
+#[derive(Debug, Clone)]
+pub struct VerifiedRelease {
+    /// `<upstream>/dists/<dist>`.
+    pub dist_url: String,
+    /// The signed text.
+    pub text: String,
+    /// `Origin`, `Label`, `Suite`, `Codename`, `Version`, `Description`, ... as signed.
+    pub fields: HashMap<String, String>,
+    /// When upstream published it.
+    pub date: Option<DateTime<Utc>>,
+    /// Whether `Acquire-By-Hash: yes`.
+    pub acquire_by_hash: bool,
+    /// `Architectures`.
+    pub architectures: Vec<String>,
+    /// The SHA256 section: path below `dists/<dist>/` → size and hash.
+    pub files: HashMap<String, ListedFile>,
+    /// Which key made the accepted signature.
+    pub signed_by: GoodSignature,
+}
+
+impl VerifiedRelease {
+    /// A field of the signed Release.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+/// One decompressed, verified `Packages` index.
+#[derive(Debug)]
+pub struct Index {
+    /// Component it belongs to.
+    pub component: String,
+    /// The `binary-<arch>` it was read from (`all` for binary-all).
+    pub arch: String,
+    /// Path below `dists/<dist>/`, for messages.
+    pub path: String,
+    /// The index text.
+    pub text: String,
+}
+
+/// Everything verified about one source: its Release and its indices.
+#[derive(Debug)]
+pub struct FetchedSource {
+    /// The verified Release.
+    pub release: VerifiedRelease,
+    /// Its Packages indices, for each component × architecture.
+    pub indices: Vec<Index>,
+}
+
+/// Fetch and verify a source's Release and indices.
+pub async fn fetch_source(http: &Http, cache: &Cache, spec: &SourceSpec) -> Result<FetchedSource> {
+    let what = format!("{}/{}", spec.prefix, spec.name);
+    let keyring = load_keyring(http, spec)
+        .await
+        .with_context(|| format!("source {what}: loading the upstream key"))?;
+    let release = fetch_release(http, cache, spec, &keyring)
+        .await
+        .with_context(|| format!("source {what}: {}/dists/{}", spec.url, spec.dist))?;
+    tracing::info!(
+        "{what}: {}/dists/{} signed by {}",
+        spec.url,
+        spec.dist,
+        release.signed_by.key
+    );
+    let mut wanted = Vec::new();
+    for component in &spec.components {
+        for arch in &spec.settings.architectures {
+            wanted.push((component.clone(), arch.clone(), true));
+        }
+        // Archives that do not fold arch-all packages into binary-<arch> list binary-all.
+        let folds_all = release
+            .field("No-Support-for-Architecture-all")
+            .is_some_and(|v| v.trim() == "Packages");
+        if release.architectures.iter().any(|a| a == "all") && !folds_all {
+            wanted.push((component.clone(), "all".to_owned(), false));
+        }
+    }
+    let fetches = wanted.into_iter().map(|(component, arch, required)| {
+        let (release, what) = (&release, &what);
+        async move {
+            fetch_index(http, cache, release, &component, &arch, required)
+                .await
+                .with_context(|| format!("source {what}"))
+        }
+    });
+    let indices = futures_util::future::try_join_all(fetches)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(FetchedSource { release, indices })
+}
+
+async fn load_keyring(http: &Http, spec: &SourceSpec) -> Result<Keyring> {
+    let bytes = match &spec.key {
+        KeySource::Path(p) => {
+            std::fs::read(p).with_context(|| format!("reading {}", p.display()))?
+        }
+        KeySource::Url(url) => {
+            if url.starts_with("http://") {
+                tracing::warn!(
+                    "{}/{}: the upstream key is fetched over plain http ({url}); prefer a local key file",
+                    spec.prefix,
+                    spec.name
+                );
+            }
+            http.get(url)
+                .await?
+                .ok_or_else(|| anyhow!("{url}: not found"))?
+        }
+    };
+    Keyring::from_bytes(&bytes)
+}
+
+async fn fetch_release(
+    http: &Http,
+    cache: &Cache,
+    spec: &SourceSpec,
+    keyring: &Keyring,
+) -> Result<VerifiedRelease> {
+    let dist_url = format!("{}/dists/{}", spec.url, spec.dist);
+    let inrelease_url = format!("{dist_url}/InRelease");
+    let previous = cache.load_release(&inrelease_url);
+    let answer = http
+        .get_conditional(
+            &inrelease_url,
+            previous.as_ref().and_then(|p| p.etag.as_deref()),
+            previous.as_ref().and_then(|p| p.last_modified.as_deref()),
+        )
+        .await?;
+    let (text, signed_by) = match answer {
+        Conditional::NotModified => {
+            let body = &previous.as_ref().expect("validators came from it").body;
+            verify_inrelease(body, keyring)?
+        }
+        Conditional::Body {
+            body,
+            etag,
+            last_modified,
+        } => {
+            // A bad InRelease is an error, never a reason to try Release.gpg.
+            let verified = verify_inrelease(&body, keyring)?;
+            cache.store_release(
+                &inrelease_url,
+                &CachedRelease {
+                    body,
+                    etag,
+                    last_modified,
+                },
+            )?;
+            verified
+        }
+        Conditional::NotFound => {
+            tracing::info!("{inrelease_url} not found; using Release and Release.gpg");
+            let release = http
+                .get(&format!("{dist_url}/Release"))
+                .await?
+                .ok_or_else(|| anyhow!("neither InRelease nor Release exists"))?;
+            let signature = http
+                .get(&format!("{dist_url}/Release.gpg"))
+                .await?
+                .ok_or_else(|| {
+                    anyhow!("Release exists but Release.gpg does not: refusing an unsigned Release")
+                })?;
+            let good =
+                openpgp::verify_detached(&release, &signature, keyring).context("Release.gpg")?;
+            (release, good)
+        }
+    };
+    let text = String::from_utf8(text).context("the signed Release is not UTF-8")?;
+    parse_release(dist_url, text, signed_by)
+}
+
+fn verify_inrelease(body: &[u8], keyring: &Keyring) -> Result<(Vec<u8>, GoodSignature)> {
+    openpgp::verify_cleartext(body, keyring).context("InRelease")
+}
+
+/// Parse a verified Release text.
+pub fn parse_release(
+    dist_url: String,
+    text: String,
+    signed_by: GoodSignature,
+) -> Result<VerifiedRelease> {
+    let paragraph = deb822::single_paragraph(&text).context("parsing the signed Release")?;
+    let mut fields = HashMap::new();
+    for f in &paragraph.fields {
+        fields.insert(f.name.to_ascii_lowercase(), f.value.to_owned());
+    }
+    let date = match paragraph.get("Date") {
+        Some(d) => Some(parse_date(d).with_context(|| format!("Release Date {d:?}"))?),
+        None => None,
+    };
+    if let Some(until) = paragraph.get("Valid-Until") {
+        let until_date =
+            parse_date(until).with_context(|| format!("Release Valid-Until {until:?}"))?;
+        if until_date < Utc::now() {
+            bail!(
+                "the upstream Release expired (Valid-Until: {until}); it is stale or replayed, refusing it"
+            );
+        }
+    }
+    let sha256 = paragraph.get("SHA256").ok_or_else(|| {
+        anyhow!("the Release has no SHA256 list (only weak hashes): refusing it, as apt does")
+    })?;
+    let mut files = HashMap::new();
+    for line in sha256.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let [hash, size, path] = parts[..] else {
+            bail!("malformed SHA256 line in Release: {line:?}");
+        };
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("malformed SHA256 in Release: {line:?}");
+        }
+        let size: u64 = size
+            .parse()
+            .map_err(|_| anyhow!("malformed size in Release: {line:?}"))?;
+        files.insert(
+            path.to_owned(),
+            ListedFile {
+                size,
+                sha256: hash.to_ascii_lowercase(),
+            },
+        );
+    }
+    Ok(VerifiedRelease {
+        dist_url,
+        acquire_by_hash: paragraph
+            .get("Acquire-By-Hash")
+            .is_some_and(|v| v.eq_ignore_ascii_case("yes")),
+        architectures: paragraph
+            .get("Architectures")
+            .unwrap_or("")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        date,
+        files,
+        fields,
+        text: text.clone(),
+        signed_by,
+    })
+}
+
+/// Parse a Release date (`Sat, 10 Jun 2023 08:54:51 UTC`).
+pub fn parse_date(s: &str) -> Result<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(d) = DateTime::parse_from_rfc2822(s) {
+        return Ok(d.with_timezone(&Utc));
+    }
+    let bare = s
+        .strip_suffix("UTC")
+        .or_else(|| s.strip_suffix("GMT"))
+        .or_else(|| s.strip_suffix("Z"))
+        .map(str::trim)
+        .ok_or_else(|| anyhow!("unsupported date format"))?;
+    let naive = NaiveDateTime::parse_from_str(bare, "%a, %d %b %Y %H:%M:%S")
+        .map_err(|e| anyhow!("unsupported date format: {e}"))?;
+    Ok(naive.and_utc())
+}
+
+/// Format a date the way Release files write it.
+pub fn format_date(d: DateTime<Utc>) -> String {
+    d.format("%a, %d %b %Y %H:%M:%S UTC").to_string()
+}
+
+async fn fetch_index(
+    http: &Http,
+    cache: &Cache,
+    release: &VerifiedRelease,
+    component: &str,
+    arch: &str,
+    required: bool,
+) -> Result<Option<Index>> {
+    let base = format!("{component}/binary-{arch}/Packages");
+    let Some((path, listed)) = [".xz", ".gz", ""].iter().find_map(|ext| {
+        let path = format!("{base}{ext}");
+        release.files.get(&path).map(|l| (path, l.clone()))
+    }) else {
+        if required {
+            bail!(
+                "the Release lists no {base} (.xz, .gz or plain): is component {component:?} / architecture {arch:?} right?"
+            );
+        }
+        return Ok(None);
+    };
+    if !is_safe_relative_path(&path) {
+        bail!("unsafe index path {path:?}");
+    }
+    let bytes = match cache.read_blob(&listed.sha256, listed.size)? {
+        Some(b) => b,
+        None => {
+            let bytes = download_index(http, release, &path, &listed).await?;
+            cache.insert_bytes(&bytes, &listed.sha256)?;
+            bytes
+        }
+    };
+    let display = format!("{}/{}", release.dist_url, path);
+    let text = tokio::task::spawn_blocking(move || decompress(&path, bytes))
+        .await?
+        .with_context(|| display.clone())?;
+    Ok(Some(Index {
+        component: component.to_owned(),
+        arch: arch.to_owned(),
+        path: display,
+        text,
+    }))
+}
+
+async fn download_index(
+    http: &Http,
+    release: &VerifiedRelease,
+    path: &str,
+    listed: &ListedFile,
+) -> Result<Vec<u8>> {
+    let plain_url = format!("{}/{}", release.dist_url, path);
+    let mut body = None;
+    if release.acquire_by_hash {
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        let by_hash = format!(
+            "{}/{dir}/by-hash/SHA256/{}",
+            release.dist_url, listed.sha256
+        );
+        body = http.get(&by_hash).await?;
+    }
+    let body = match body {
+        Some(b) => b,
+        None => http
+            .get(&plain_url)
+            .await?
+            .ok_or_else(|| anyhow!("{plain_url}: not found, though the Release lists it"))?,
+    };
+    check_listed(&plain_url, &body, listed)?;
+    Ok(body)
+}
+
+/// Check bytes against the size and SHA256 a signed Release lists for them.
+pub fn check_listed(what: &str, bytes: &[u8], listed: &ListedFile) -> Result<()> {
+    if bytes.len() as u64 != listed.size {
+        bail!(
+            "{what}: size mismatch: the signed Release says {} bytes, got {}",
+            listed.size,
+            bytes.len()
+        );
+    }
+    let got = hex::encode(Sha256::digest(bytes));
+    if got != listed.sha256 {
+        bail!(
+            "{what}: SHA256 mismatch: the signed Release says {}, got {got}",
+            listed.sha256
+        );
+    }
+    Ok(())
+}
+
+fn decompress(path: &str, bytes: Vec<u8>) -> Result<String> {
+    let mut out = Vec::with_capacity(bytes.len() * 5);
+    if path.ends_with(".xz") {
+        liblzma::read::XzDecoder::new(&bytes[..])
+            .read_to_end(&mut out)
+            .context("corrupt xz data")?;
+    } else if path.ends_with(".gz") {
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_end(&mut out)
+            .context("corrupt gzip data")?;
+    } else {
+        out = bytes;
+    }
+    String::from_utf8(out).map_err(|e| {
+        anyhow!(
+            "index is not UTF-8 (at byte {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_round_trip() {
+        let d = parse_date("Sat, 10 Jun 2023 08:54:51 UTC").unwrap();
+        assert_eq!(format_date(d), "Sat, 10 Jun 2023 08:54:51 UTC");
+        assert_eq!(parse_date("Sat, 10 Jun 2023 08:54:51 +0000").unwrap(), d);
+        assert!(parse_date("yesterday").is_err());
+    }
+}
