@@ -439,3 +439,254 @@ impl<'a> Resolver<'_, 'a, '_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Location, Query, Settings};
+    use crate::universe::{IndexRef, Origin};
+
+    /// A Packages text from `(name, version, arch, extra fields)`.
+    fn index(entries: &[(&str, &str, &str, &str)]) -> String {
+        let mut out = String::new();
+        for (i, (name, version, arch, extra)) in entries.iter().enumerate() {
+            out.push_str(&format!(
+                "Package: {name}\nVersion: {version}\nArchitecture: {arch}\nFilename: pool/main/{name}_{version}_{arch}.deb\nSize: 1\nSHA256: {i:064x}\n{extra}\n"
+            ));
+        }
+        out
+    }
+
+    fn query(text: &str) -> Query {
+        let (name, version) = match text.split_once(' ') {
+            Some((n, v)) => (
+                n,
+                Some(crate::relation::parse_version_req(v.trim_matches(['(', ')'])).unwrap()),
+            ),
+            None => (text, None),
+        };
+        Query {
+            name: name.into(),
+            version,
+            arch: None,
+            location: Location {
+                file: "sources/p/s/packages.txt".into(),
+                line: 1,
+            },
+        }
+    }
+
+    /// Resolve `queries` over `text`; the selected `name=version` strings, or the error.
+    fn run(text: &str, queries: &[&str], settings: Settings) -> Result<Vec<String>, String> {
+        let indices = [IndexRef {
+            text,
+            path: "test",
+            origin: Origin {
+                source: 0,
+                dist: "d",
+                component: "main",
+            },
+        }];
+        let universe = Universe::build("amd64", &indices).unwrap();
+        let queries: Vec<Query> = queries.iter().map(|q| query(q)).collect();
+        let requests = [Request {
+            source: 0,
+            settings: &settings,
+            queries: &queries,
+            bootstrap_names: vec!["apt".into()],
+        }];
+        match resolve(&universe, &requests) {
+            Ok(sel) => Ok(sel
+                .packages
+                .iter()
+                .map(|&id| {
+                    format!(
+                        "{}={}",
+                        universe.get(id).name,
+                        universe.get(id).version_text
+                    )
+                })
+                .collect()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn query_picks_highest_satisfying_version() {
+        let text = index(&[
+            ("app", "1.0", "amd64", ""),
+            ("app", "2.0", "amd64", ""),
+            ("app", "1:0.5", "amd64", ""),
+        ]);
+        assert_eq!(
+            run(&text, &["app"], Settings::default()).unwrap(),
+            ["app=1:0.5"]
+        );
+        assert_eq!(
+            run(&text, &["app (<< 1:0)"], Settings::default()).unwrap(),
+            ["app=2.0"]
+        );
+        assert_eq!(
+            run(&text, &["app (<< 2.0)"], Settings::default()).unwrap(),
+            ["app=1.0"]
+        );
+        let err = run(&text, &["app (>> 3:0)"], Settings::default()).unwrap_err();
+        assert!(err.contains("sources/p/s/packages.txt:1"), "{err}");
+    }
+
+    #[test]
+    fn alternatives_prefer_selected_then_first_satisfiable() {
+        let text = index(&[
+            ("app", "1", "amd64", "Depends: missing | bb | cc\n"),
+            ("tool", "1", "amd64", "Depends: cc\n"),
+            ("bb", "1", "amd64", ""),
+            ("cc", "1", "amd64", ""),
+        ]);
+        assert_eq!(
+            run(&text, &["app"], Settings::default()).unwrap(),
+            ["app=1", "bb=1"]
+        );
+        // `cc` is already selected (tool is seeded first), so it satisfies `bb | cc`.
+        assert_eq!(
+            run(&text, &["tool", "app"], Settings::default()).unwrap(),
+            ["app=1", "cc=1", "tool=1"]
+        );
+    }
+
+    #[test]
+    fn virtual_and_versioned_provides() {
+        let text = index(&[
+            ("app", "1", "amd64", "Depends: mta, libabi (>= 2)\n"),
+            ("exim", "1", "amd64", "Provides: mta\nPriority: standard\n"),
+            (
+                "postfix",
+                "1",
+                "amd64",
+                "Provides: mta\nPriority: optional\n",
+            ),
+            ("libold", "1", "amd64", "Provides: libabi (= 1)\n"),
+            ("libunversioned", "1", "amd64", "Provides: libabi\n"),
+            ("libnew", "1", "amd64", "Provides: libabi (= 2.1)\n"),
+        ]);
+        assert_eq!(
+            run(&text, &["app"], Settings::default()).unwrap(),
+            ["app=1", "exim=1", "libnew=1"]
+        );
+    }
+
+    #[test]
+    fn any_qualifier_needs_multi_arch_allowed_and_arch_all_counts() {
+        let text = index(&[
+            ("app", "1", "amd64", "Depends: python3:any, data\n"),
+            ("python3", "3", "amd64", "Multi-Arch: allowed\n"),
+            ("data", "1", "all", ""),
+            ("bad", "1", "amd64", "Depends: perl:any\n"),
+            ("perl", "1", "amd64", ""),
+            ("other", "1", "arm64", ""),
+        ]);
+        assert_eq!(
+            run(&text, &["app"], Settings::default()).unwrap(),
+            ["app=1", "data=1", "python3=3"]
+        );
+        assert!(run(&text, &["bad"], Settings::default()).is_err());
+        assert!(
+            run(&text, &["other"], Settings::default()).is_err(),
+            "arm64 is not visible to amd64"
+        );
+    }
+
+    #[test]
+    fn cycles_terminate() {
+        let text = index(&[
+            ("aa", "1", "amd64", "Depends: bb\n"),
+            ("bb", "1", "amd64", "Pre-Depends: aa\n"),
+        ]);
+        assert_eq!(
+            run(&text, &["aa"], Settings::default()).unwrap(),
+            ["aa=1", "bb=1"]
+        );
+    }
+
+    #[test]
+    fn unsatisfiable_dependency_shows_the_chain() {
+        let text = index(&[
+            ("nginx", "1", "amd64", "Depends: libmid\n"),
+            ("libmid", "1", "amd64", "Depends: libssl3 (>= 3.0.9)\n"),
+            ("libssl3", "3.0.8", "amd64", ""),
+        ]);
+        let err = run(&text, &["nginx"], Settings::default()).unwrap_err();
+        assert!(
+            err.contains("nginx → libmid → libssl3 (>= 3.0.9) → ?"),
+            "{err}"
+        );
+        assert!(
+            err.contains("3.0.8"),
+            "the error lists what is available: {err}"
+        );
+        let warn = Settings {
+            missing: MissingPolicy::Warn,
+            ..Settings::default()
+        };
+        assert_eq!(
+            run(&text, &["nginx"], warn).unwrap(),
+            ["libmid=1", "nginx=1"]
+        );
+    }
+
+    #[test]
+    fn recommends_and_suggests_only_when_enabled() {
+        let text = index(&[
+            (
+                "app",
+                "1",
+                "amd64",
+                "Recommends: rec, gone\nSuggests: sug\n",
+            ),
+            ("rec", "1", "amd64", "Depends: dep\n"),
+            ("dep", "1", "amd64", ""),
+            ("sug", "1", "amd64", ""),
+        ]);
+        assert_eq!(
+            run(&text, &["app"], Settings::default()).unwrap(),
+            ["app=1"]
+        );
+        let rec = Settings {
+            recommends: true,
+            ..Settings::default()
+        };
+        assert_eq!(
+            run(&text, &["app"], rec).unwrap(),
+            ["app=1", "dep=1", "rec=1"]
+        );
+        let sug = Settings {
+            suggests: true,
+            ..Settings::default()
+        };
+        assert_eq!(run(&text, &["app"], sug).unwrap(), ["app=1", "sug=1"]);
+    }
+
+    #[test]
+    fn essential_seeding_takes_required_essential_and_debootstraps_first_alternatives() {
+        let text = index(&[
+            (
+                "base-files",
+                "1",
+                "amd64",
+                "Priority: required\nDepends: mawk | awk\n",
+            ),
+            ("dash", "1", "amd64", "Essential: yes\nPriority: optional\n"),
+            ("apt", "2", "amd64", ""),
+            ("mawk", "1", "amd64", "Priority: optional\n"),
+            ("gawk", "1", "amd64", "Provides: awk\nPriority: optional\n"),
+            ("extra", "1", "amd64", "Priority: optional\n"),
+        ]);
+        let essential = Settings {
+            essential: true,
+            ..Settings::default()
+        };
+        assert_eq!(
+            run(&text, &[], essential).unwrap(),
+            ["apt=2", "base-files=1", "dash=1", "mawk=1"]
+        );
+    }
+}
