@@ -44,7 +44,7 @@ pub struct BuildOptions {
 }
 
 /// What a build did, for the closing summary.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct BuildReport {
     /// Distinct package files published.
     pub packages: usize,
@@ -56,11 +56,17 @@ pub struct BuildReport {
     pub from_cache: usize,
     /// Wall time.
     pub elapsed: Duration,
+    /// Wall time of each phase, in order.
+    pub phases: Vec<(&'static str, Duration)>,
 }
 
 /// Run the whole pipeline. On any error the previously published trees are untouched.
 pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let started = Instant::now();
+    let mut timer = PhaseTimer {
+        last: Some(started),
+        phases: Vec::new(),
+    };
     let specs = spec::read_sources(&opts.sources)?;
     let key = openpgp::load_signing_key(
         opts.sign_key.as_deref(),
@@ -76,21 +82,26 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    timer.lap("setup");
 
     let fetched = runtime.block_on(futures_util::future::try_join_all(
         specs
             .iter()
             .map(|s| upstream::fetch_source(&http, &cache, s)),
     ))?;
+    timer.lap("upstream");
     let plans = plan::plan_prefixes(&specs, &fetched)?;
+    timer.lap("resolve");
     let pool_files: Vec<pool::PoolFile> =
         plans.iter().flat_map(|p| p.pool.iter().cloned()).collect();
     let pool_report = runtime.block_on(pool::fetch_all(&http, &cache, &pool_files, opts.jobs))?;
+    timer.lap("pool");
     let staged = plans
         .iter()
         .map(|p| publish::stage(&opts.output, p, &cache, &key))
         .collect::<Result<Vec<_>>>()?;
     publish::switch(&opts.output, staged)?;
+    timer.lap("publish");
 
     Ok(BuildReport {
         packages: pool_files.len(),
@@ -100,5 +111,22 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
             .load(std::sync::atomic::Ordering::Relaxed),
         from_cache: pool_report.from_cache,
         elapsed: started.elapsed(),
+        phases: timer.phases,
     })
+}
+
+/// Wall time per pipeline phase, for `--timings` and benchmarks.
+struct PhaseTimer {
+    last: Option<Instant>,
+    phases: Vec<(&'static str, Duration)>,
+}
+
+impl PhaseTimer {
+    fn lap(&mut self, name: &'static str) {
+        let now = Instant::now();
+        if let Some(since) = self.last {
+            self.phases.push((name, now - since));
+        }
+        self.last = Some(now);
+    }
 }

@@ -46,6 +46,9 @@ enum Command {
         /// Parallel downloads.
         #[arg(long, short, default_value_t = 8)]
         jobs: usize,
+        /// Print the wall time of each phase before the summary.
+        #[arg(long)]
+        timings: bool,
     },
 }
 
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         sign_key,
         passphrase_file,
         jobs,
+        timings,
     } = cli.command;
     let passphrase = match passphrase_file {
         Some(path) => match std::fs::read_to_string(&path) {
@@ -90,6 +94,11 @@ fn main() -> ExitCode {
     };
     match mini_mirror::build(&opts) {
         Ok(r) => {
+            if timings {
+                for (phase, took) in &r.phases {
+                    eprintln!("timing: {phase:<8} {:>8.3}s", took.as_secs_f64());
+                }
+            }
             eprintln!(
                 "summary: {} packages, {} downloaded ({} bytes), {} from cache, {:.1}s",
                 r.packages,
