@@ -88,21 +88,24 @@ impl Http {
         tokio::time::sleep(self.first_backoff * 2u32.pow(attempt.saturating_sub(1))).await;
     }
 
-    /// GET a small file into memory; `Ok(None)` on 404/410. Retries transient failures.
-    pub async fn get(&self, url: &str) -> Result<Option<Vec<u8>>> {
-        match self.get_conditional(url, None, None).await? {
+    /// GET a file of at most `max` bytes into memory; `Ok(None)` on 404/410.
+    /// Retries transient failures.
+    pub async fn get(&self, url: &str, max: u64) -> Result<Option<Vec<u8>>> {
+        match self.get_conditional(url, None, None, max).await? {
             Conditional::Body { body, .. } => Ok(Some(body)),
             Conditional::NotFound => Ok(None),
             Conditional::NotModified => unreachable!("no validators were sent"),
         }
     }
 
-    /// GET with `If-None-Match` / `If-Modified-Since` validators.
+    /// GET with `If-None-Match` / `If-Modified-Since` validators; a body over `max`
+    /// bytes is an error (a hostile server cannot make us buffer without end).
     pub async fn get_conditional(
         &self,
         url: &str,
         etag: Option<&str>,
         last_modified: Option<&str>,
+        max: u64,
     ) -> Result<Conditional> {
         let mut last_error = None;
         for attempt in 1..=ATTEMPTS {
@@ -149,30 +152,42 @@ impl Http {
                     .map(str::to_owned)
             };
             let (etag, last_modified) = (header(ETAG), header(LAST_MODIFIED));
-            match self.read_body(resp).await {
-                Ok(body) => {
+            match self.read_body(resp, max).await {
+                Ok(Some(body)) => {
                     return Ok(Conditional::Body {
                         body,
                         etag,
                         last_modified,
                     });
                 }
+                Ok(None) => bail!("{url}: larger than the {max} bytes expected: refusing it"),
                 Err(e) => last_error = Some(self.error(url, None, &e)),
             }
         }
         Err(last_error.expect("at least one attempt").into())
     }
 
-    async fn read_body(&self, resp: reqwest::Response) -> reqwest::Result<Vec<u8>> {
+    /// The body, or `None` when it grows past `max` bytes.
+    async fn read_body(
+        &self,
+        resp: reqwest::Response,
+        max: u64,
+    ) -> reqwest::Result<Option<Vec<u8>>> {
+        if resp.content_length().is_some_and(|n| n > max) {
+            return Ok(None);
+        }
         let mut body = Vec::new();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
             self.bytes_downloaded
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            if (body.len() + chunk.len()) as u64 > max {
+                return Ok(None);
+            }
             body.extend_from_slice(&chunk);
         }
-        Ok(body)
+        Ok(Some(body))
     }
 
     fn error(&self, url: &str, status: Option<StatusCode>, e: &reqwest::Error) -> HttpError {

@@ -386,6 +386,22 @@ mod tests {
     }
 
     #[test]
+    fn unsigned_text_around_a_clearsigned_message_never_reaches_the_output() {
+        let (key, _) = SigningKey::generate("a <a@example.org>").unwrap();
+        let ring = Keyring::from_bytes(&key.public_binary().unwrap()).unwrap();
+        let signed = String::from_utf8(key.clearsign(b"Origin: good\n").unwrap()).unwrap();
+        for hostile in [
+            format!("Origin: evil\n\n{signed}"),
+            format!("{signed}\nOrigin: evil\n"),
+        ] {
+            match verify_cleartext(hostile.as_bytes(), &ring) {
+                Ok((text, _)) => assert_eq!(text, b"Origin: good\n"),
+                Err(_) => {} // refusing outright is fine too
+            }
+        }
+    }
+
+    #[test]
     fn protected_key_needs_the_right_passphrase() {
         let (cert, _) = CertBuilder::new()
             .add_userid("p <p@example.org>")

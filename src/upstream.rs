@@ -14,6 +14,9 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Read;
 
+/// Upper bound for files whose size no signed list gives (keys, InRelease, Release.gpg).
+const MAX_SMALL_FILE: u64 = 64 << 20;
+
 /// Size and SHA256 of one file listed in a Release.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedFile {
@@ -132,7 +135,7 @@ async fn load_keyring(http: &Http, spec: &SourceSpec) -> Result<Keyring> {
                     spec.name
                 );
             }
-            http.get(url)
+            http.get(url, MAX_SMALL_FILE)
                 .await?
                 .ok_or_else(|| anyhow!("{url}: not found"))?
         }
@@ -154,8 +157,10 @@ async fn fetch_release(
             &inrelease_url,
             previous.as_ref().and_then(|p| p.etag.as_deref()),
             previous.as_ref().and_then(|p| p.last_modified.as_deref()),
+            MAX_SMALL_FILE,
         )
         .await?;
+    let mut to_remember = None;
     let (text, signed_by) = match answer {
         Conditional::NotModified => {
             let body = &previous.as_ref().expect("validators came from it").body;
@@ -168,24 +173,21 @@ async fn fetch_release(
         } => {
             // A bad InRelease is an error, never a reason to try Release.gpg.
             let verified = verify_inrelease(&body, keyring)?;
-            cache.store_release(
-                &inrelease_url,
-                &CachedRelease {
-                    body,
-                    etag,
-                    last_modified,
-                },
-            )?;
+            to_remember = Some(CachedRelease {
+                body,
+                etag,
+                last_modified,
+            });
             verified
         }
         Conditional::NotFound => {
             tracing::info!("{inrelease_url} not found; using Release and Release.gpg");
             let release = http
-                .get(&format!("{dist_url}/Release"))
+                .get(&format!("{dist_url}/Release"), MAX_SMALL_FILE)
                 .await?
                 .ok_or_else(|| anyhow!("neither InRelease nor Release exists"))?;
             let signature = http
-                .get(&format!("{dist_url}/Release.gpg"))
+                .get(&format!("{dist_url}/Release.gpg"), MAX_SMALL_FILE)
                 .await?
                 .ok_or_else(|| {
                     anyhow!("Release exists but Release.gpg does not: refusing an unsigned Release")
@@ -196,7 +198,40 @@ async fn fetch_release(
         }
     };
     let text = String::from_utf8(text).context("the signed Release is not UTF-8")?;
-    parse_release(dist_url, text, signed_by)
+    let release = parse_release(dist_url, text, signed_by)?;
+    if let Some(new) = to_remember {
+        refuse_replay(previous.as_ref(), &release, keyring)?;
+        cache.store_release(&inrelease_url, &new)?;
+    }
+    Ok(release)
+}
+
+/// apt refuses a Release older than the one it already has: so do we, comparing
+/// with the InRelease accepted on the previous build (re-verified, as anything read).
+fn refuse_replay(
+    previous: Option<&CachedRelease>,
+    new: &VerifiedRelease,
+    keyring: &Keyring,
+) -> Result<()> {
+    let Some((old_text, _)) = previous.and_then(|p| verify_inrelease(&p.body, keyring).ok()) else {
+        return Ok(());
+    };
+    let old_date = String::from_utf8(old_text).ok().and_then(|t| {
+        deb822::single_paragraph(&t)
+            .ok()
+            .and_then(|p| p.get("Date").and_then(|d| parse_date(d).ok()))
+    });
+    if let (Some(old), Some(new_date)) = (old_date, new.date)
+        && new_date < old
+    {
+        bail!(
+            "the upstream Release is older than the one accepted before (Date {} < {}): \
+             a replayed or rolled-back Release, refusing it",
+            format_date(new_date),
+            format_date(old)
+        );
+    }
+    Ok(())
 }
 
 fn verify_inrelease(body: &[u8], keyring: &Keyring) -> Result<(Vec<u8>, GoodSignature)> {
@@ -352,12 +387,12 @@ async fn download_index(
             "{}/{dir}/by-hash/SHA256/{}",
             release.dist_url, listed.sha256
         );
-        body = http.get(&by_hash).await?;
+        body = http.get(&by_hash, listed.size).await?;
     }
     let body = match body {
         Some(b) => b,
         None => http
-            .get(&plain_url)
+            .get(&plain_url, listed.size)
             .await?
             .ok_or_else(|| anyhow!("{plain_url}: not found, though the Release lists it"))?,
     };
