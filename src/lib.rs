@@ -41,6 +41,8 @@ pub struct BuildOptions {
     pub passphrase: Option<sequoia_openpgp::crypto::Password>,
     /// Parallel downloads.
     pub jobs: usize,
+    /// Rebuild even when the inputs match the live tree's.
+    pub force: bool,
 }
 
 /// What a build did, for the closing summary.
@@ -84,13 +86,53 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         .build()?;
     timer.lap("setup");
 
-    let fetched = runtime.block_on(futures_util::future::try_join_all(
+    let releases = runtime.block_on(futures_util::future::try_join_all(
         specs
             .iter()
-            .map(|s| upstream::fetch_source(&http, &cache, s)),
+            .map(|s| upstream::verified_release(&http, &cache, s)),
+    ))?;
+    // A prefix whose inputs are exactly those of its live tree is already published.
+    let mut fingerprints = std::collections::BTreeMap::new();
+    let mut unchanged_packages = 0;
+    let mut prefixes: Vec<&str> = specs.iter().map(|s| s.prefix.as_str()).collect();
+    prefixes.dedup(); // specs are sorted by prefix
+    for prefix in prefixes {
+        let members: Vec<usize> = (0..specs.len())
+            .filter(|&i| specs[i].prefix == prefix)
+            .collect();
+        let fp = plan::fingerprint(
+            &members.iter().map(|&i| &specs[i]).collect::<Vec<_>>(),
+            &members.iter().map(|&i| &releases[i]).collect::<Vec<_>>(),
+            &key,
+        );
+        match publish::live_fingerprint(&opts.output, prefix) {
+            Some((live, count)) if live == fp && !opts.force => {
+                tracing::info!("{prefix}: up to date (upstream and sources unchanged)");
+                unchanged_packages += count;
+            }
+            _ => {
+                fingerprints.insert(prefix, fp);
+            }
+        }
+    }
+    let (todo_specs, todo_releases): (Vec<spec::SourceSpec>, Vec<upstream::VerifiedRelease>) =
+        specs
+            .iter()
+            .zip(releases)
+            .filter(|(s, _)| fingerprints.contains_key(s.prefix.as_str()))
+            .map(|(s, r)| (s.clone(), r))
+            .unzip();
+    let fetched = runtime.block_on(futures_util::future::try_join_all(
+        todo_specs
+            .iter()
+            .zip(todo_releases)
+            .map(|(s, r)| upstream::fetch_indices(&http, &cache, s, r)),
     ))?;
     timer.lap("upstream");
-    let plans = plan::plan_prefixes(&specs, &fetched)?;
+    let mut plans = plan::plan_prefixes(&todo_specs, &fetched)?;
+    for p in &mut plans {
+        p.fingerprint = fingerprints[p.prefix.as_str()].clone();
+    }
     timer.lap("resolve");
     let pool_files: Vec<pool::PoolFile> =
         plans.iter().flat_map(|p| p.pool.iter().cloned()).collect();
@@ -104,7 +146,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     timer.lap("publish");
 
     Ok(BuildReport {
-        packages: pool_files.len(),
+        packages: pool_files.len() + unchanged_packages,
         downloaded: pool_report.downloaded,
         bytes: http
             .bytes_downloaded

@@ -49,6 +49,10 @@ enum Command {
         /// Print the wall time of each phase before the summary.
         #[arg(long)]
         timings: bool,
+        /// Rebuild and re-sign even when upstream and sources are unchanged since the
+        /// live tree was published (by default such a prefix is left as it is).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
         passphrase_file,
         jobs,
         timings,
+        force,
     } = cli.command;
     let passphrase = match passphrase_file {
         Some(path) => match std::fs::read_to_string(&path) {
@@ -91,6 +96,7 @@ fn main() -> ExitCode {
         sign_key,
         passphrase,
         jobs,
+        force,
     };
     match mini_mirror::build(&opts) {
         Ok(r) => {

@@ -184,6 +184,7 @@ fn plan_prefix<'a>(
     }
     Ok(PrefixPlan {
         prefix: prefix.to_owned(),
+        fingerprint: String::new(),
         dists,
         pool: pool.into_values().collect(),
     })
@@ -210,6 +211,25 @@ fn release_header(spec: &SourceSpec, fetched: &FetchedSource) -> Vec<(String, St
         }
     }
     header
+}
+
+/// A digest of everything a prefix's published tree is made from: the verified
+/// Releases (which pin every index and so every package), the sources' specs, the
+/// signing key and this program's version. Equal digests mean an identical tree.
+pub fn fingerprint(
+    specs: &[&SourceSpec],
+    releases: &[&crate::upstream::VerifiedRelease],
+    key: &crate::openpgp::SigningKey,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(concat!("mini-mirror ", env!("CARGO_PKG_VERSION"), "\n"));
+    h.update(key.fingerprint().to_hex());
+    for (spec, release) in specs.iter().zip(releases) {
+        h.update(format!("\n{spec:?}\n").as_bytes());
+        h.update(release.text.as_bytes());
+    }
+    hex::encode(h.finalize())
 }
 
 /// What `debootstrap --variant=minbase` installs by name besides `Priority: required`.

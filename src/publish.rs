@@ -46,11 +46,16 @@ pub struct DistPlan<'a> {
     pub entries: BTreeMap<(String, String), Vec<Entry<'a>>>,
 }
 
+/// Name of the file in a published tree that records what it was built from.
+pub const FINGERPRINT_NAME: &str = ".mini-mirror-fingerprint";
+
 /// Everything one prefix publishes.
 #[derive(Debug, Default)]
 pub struct PrefixPlan<'a> {
     /// The prefix (`<output>/<prefix>/`).
     pub prefix: String,
+    /// Digest of the inputs (see `plan::fingerprint`), stored in the tree.
+    pub fingerprint: String,
     /// Its dists.
     pub dists: Vec<DistPlan<'a>>,
     /// Its pool files (already in the cache).
@@ -82,6 +87,10 @@ pub fn stage(
         write_dist(root, &live, dist, key)
             .with_context(|| format!("publishing {}/dists/{}", plan.prefix, dist.dist))?;
     }
+    write_file(
+        &root.join(FINGERPRINT_NAME),
+        format!("{} {}\n", plan.fingerprint, plan.pool.len()).as_bytes(),
+    )?;
     write_file(&root.join(KEYRING_NAME), &key.public_binary()?)?;
     write_file(
         &root.join(KEYRING_NAME.replace(".gpg", ".asc")),
@@ -311,6 +320,18 @@ pub fn switch(output: &Path, staged: Vec<Staged>) -> Result<()> {
         tracing::info!("published {}", live.display());
     }
     Ok(())
+}
+
+/// The fingerprint and package count recorded in the live tree of `prefix`, if any.
+pub fn live_fingerprint(output: &Path, prefix: &str) -> Option<(String, usize)> {
+    let live = output.join(prefix);
+    // A tree without its signed Release is not worth keeping, whatever it says.
+    if !live.join("dists").is_dir() {
+        return None;
+    }
+    let text = std::fs::read_to_string(live.join(FINGERPRINT_NAME)).ok()?;
+    let (fp, count) = text.trim().split_once(' ')?;
+    Some((fp.to_owned(), count.parse().ok()?))
 }
 
 /// Remove staging directories left by killed runs (the caller holds the output lock).

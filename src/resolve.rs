@@ -1,7 +1,9 @@
 //! Selection: turns queries into seed packages and closes them under dependencies,
 //! within one architecture's [`Universe`].
 //!
-//! Rules: a query picks the highest version that satisfies it (from its own source);
+//! Rules: a query picks the highest version that satisfies it among all sources of
+//! the prefix (what a client listing them all would install: bookworm's `nginx-light`
+//! query gets bookworm-security's newer build, which fits the newer `nginx` there);
 //! Pre-Depends and Depends are always followed, Recommends/Suggests when the seed's
 //! source asks for them; in a group `a | b` an alternative that is already selected
 //! wins, else the first one that has a candidate; virtual names resolve through
@@ -151,7 +153,6 @@ impl<'a> Resolver<'_, 'a, '_> {
             {
                 continue;
             }
-            let from_source = |id: &PkgId| u.get(*id).origin.source == request.source;
             let arch_ok = |id: &PkgId| query.arch.as_deref().is_none_or(|a| u.get(*id).arch == a);
             let version_ok = |id: &PkgId| {
                 query
@@ -163,14 +164,14 @@ impl<'a> Resolver<'_, 'a, '_> {
                 .by_name(&query.name)
                 .iter()
                 .copied()
-                .find(|id| from_source(id) && arch_ok(id) && version_ok(id));
+                .find(|id| arch_ok(id) && version_ok(id));
             if pick.is_none() && query.version.is_none() {
                 // A virtual name: take its first provider, as apt would ask to choose.
                 pick = u
                     .providers(&query.name)
                     .iter()
                     .copied()
-                    .find(|id| from_source(id) && arch_ok(id));
+                    .find(|id| arch_ok(id));
             }
             match pick {
                 Some(id) => self.select(
@@ -297,7 +298,16 @@ impl<'a> Resolver<'_, 'a, '_> {
         if dep.name == "usrmerge" {
             return;
         }
-        if let Some(&best) = self.universe.by_name(&dep.name).first() {
+        // debootstrap reads one dist: take the version of the parent's own source if
+        // there is one (the newest elsewhere is also selected by the normal rules).
+        let u = self.universe;
+        let source = u.get(parent).origin.source;
+        let candidates = u.by_name(&dep.name);
+        let pick = candidates
+            .iter()
+            .find(|&&id| u.get(id).origin.source == source)
+            .or(candidates.first());
+        if let Some(&best) = pick {
             self.select(
                 best,
                 Reason::Dependency {
@@ -532,6 +542,81 @@ mod tests {
         );
         let err = run(&text, &["app (>> 3:0)"], Settings::default()).unwrap_err();
         assert!(err.contains("sources/p/s/packages.txt:1"), "{err}");
+    }
+
+    #[test]
+    fn queries_and_dependencies_take_the_newest_build_across_the_prefix() {
+        // bookworm's nginx-light pins bookworm's nginx; security has both, newer.
+        let main = index(&[
+            (
+                "nginx-light",
+                "1-1",
+                "amd64",
+                "Depends: nginx (<< 1-1.1~)\n",
+            ),
+            ("nginx", "1-1", "amd64", ""),
+            ("tool", "1", "amd64", "Depends: nginx\n"),
+        ]);
+        let security = index(&[
+            (
+                "nginx-light",
+                "1-2",
+                "amd64",
+                "Depends: nginx (<< 1-2.1~)\n",
+            ),
+            ("nginx", "1-2", "amd64", ""),
+        ]);
+        let origin = |source, dist| Origin {
+            source,
+            dist,
+            component: "main",
+        };
+        let indices = [
+            IndexRef {
+                text: &main,
+                path: "main",
+                origin: origin(0, "bookworm"),
+            },
+            IndexRef {
+                text: &security,
+                path: "security",
+                origin: origin(1, "bookworm-security"),
+            },
+        ];
+        let universe = Universe::build("amd64", &indices).unwrap();
+        let settings = Settings::default();
+        let queries = [query("nginx-light"), query("tool")];
+        let requests = [
+            Request {
+                source: 0,
+                settings: &settings,
+                queries: &queries,
+                bootstrap_names: vec![],
+            },
+            Request {
+                source: 1,
+                settings: &settings,
+                queries: &[],
+                bootstrap_names: vec![],
+            },
+        ];
+        let selection = resolve(&universe, &requests).unwrap();
+        let chosen: Vec<String> = selection
+            .packages
+            .iter()
+            .map(|&id| {
+                let p = universe.get(id);
+                format!("{}={}@{}", p.name, p.version_text, p.origin.dist)
+            })
+            .collect();
+        assert_eq!(
+            chosen,
+            [
+                "nginx=1-2@bookworm-security",
+                "nginx-light=1-2@bookworm-security",
+                "tool=1@bookworm"
+            ]
+        );
     }
 
     #[test]

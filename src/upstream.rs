@@ -78,8 +78,13 @@ pub struct FetchedSource {
     pub indices: Vec<Index>,
 }
 
-/// Fetch and verify a source's Release and indices.
-pub async fn fetch_source(http: &Http, cache: &Cache, spec: &SourceSpec) -> Result<FetchedSource> {
+/// Fetch a source's Release (InRelease, or Release + Release.gpg) and verify it
+/// against the source's key.
+pub async fn verified_release(
+    http: &Http,
+    cache: &Cache,
+    spec: &SourceSpec,
+) -> Result<VerifiedRelease> {
     let what = format!("{}/{}", spec.prefix, spec.name);
     let keyring = load_keyring(http, spec)
         .await
@@ -93,6 +98,18 @@ pub async fn fetch_source(http: &Http, cache: &Cache, spec: &SourceSpec) -> Resu
         spec.dist,
         release.signed_by.key
     );
+    Ok(release)
+}
+
+/// Fetch the source's Packages indices that its verified Release lists, each
+/// checked against the listed size and SHA256.
+pub async fn fetch_indices(
+    http: &Http,
+    cache: &Cache,
+    spec: &SourceSpec,
+    release: VerifiedRelease,
+) -> Result<FetchedSource> {
+    let what = format!("{}/{}", spec.prefix, spec.name);
     let mut wanted = Vec::new();
     for component in &spec.components {
         for arch in &spec.settings.architectures {
