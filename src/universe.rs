@@ -6,7 +6,7 @@ use crate::deb822;
 use crate::relation::{self, Provided};
 use anyhow::{Context, Result, anyhow, bail};
 use debversion::Version;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// Position of a package in its [`Universe`].
 pub type PkgId = usize;
@@ -101,7 +101,7 @@ impl<'a> Universe<'a> {
     /// `binary-all`). Duplicate (name, version, arch) entries keep the first seen.
     pub fn build(arch: &str, indices: &[IndexRef<'a>]) -> Result<Universe<'a>> {
         let mut packages = Vec::new();
-        let mut seen: HashMap<(&'a str, &'a str, &'a str), PkgId> = HashMap::new();
+        let mut seen: HashMap<(&'a str, &'a str, &'a str), PkgId> = HashMap::default();
         for index in indices {
             for paragraph in deb822::paragraphs(index.text) {
                 let paragraph = paragraph.with_context(|| index.path.to_owned())?;
@@ -128,8 +128,8 @@ impl<'a> Universe<'a> {
                 packages.push(pkg);
             }
         }
-        let mut by_name: HashMap<&'a str, Vec<PkgId>> = HashMap::new();
-        let mut providers: HashMap<String, Vec<PkgId>> = HashMap::new();
+        let mut by_name: HashMap<&'a str, Vec<PkgId>> = HashMap::default();
+        let mut providers: HashMap<String, Vec<PkgId>> = HashMap::default();
         for (id, p) in packages.iter().enumerate() {
             by_name.entry(p.name).or_default().push(id);
             for prov in &p.provides {
@@ -185,16 +185,90 @@ pub fn priority_rank(priority: &str) -> u8 {
     }
 }
 
+/// The fields a package entry is read for, in one pass over the paragraph.
+#[derive(Default)]
+struct Fields<'a> {
+    package: Option<&'a str>,
+    version: Option<&'a str>,
+    architecture: Option<&'a str>,
+    size: Option<&'a str>,
+    sha256: Option<&'a str>,
+    filename: Option<&'a str>,
+    source: Option<&'a str>,
+    multi_arch: Option<&'a str>,
+    provides: Option<&'a str>,
+    essential: Option<&'a str>,
+    priority: Option<&'a str>,
+    pre_depends: Option<&'a str>,
+    depends: Option<&'a str>,
+    recommends: Option<&'a str>,
+    suggests: Option<&'a str>,
+}
+
+impl<'a> Fields<'a> {
+    fn read(p: &deb822::Paragraph<'a>) -> Fields<'a> {
+        const NAMES: [&str; 15] = [
+            "Package",
+            "Version",
+            "Architecture",
+            "Size",
+            "SHA256",
+            "Filename",
+            "Source",
+            "Multi-Arch",
+            "Provides",
+            "Essential",
+            "Priority",
+            "Pre-Depends",
+            "Depends",
+            "Recommends",
+            "Suggests",
+        ];
+        let mut f = Fields::default();
+        for field in &p.fields {
+            // Exact spelling first (the common case), then dpkg's case-insensitive rule.
+            let known = NAMES.iter().position(|n| *n == field.name).or_else(|| {
+                NAMES
+                    .iter()
+                    .position(|n| n.eq_ignore_ascii_case(field.name))
+            });
+            let slot = match known {
+                Some(0) => &mut f.package,
+                Some(1) => &mut f.version,
+                Some(2) => &mut f.architecture,
+                Some(3) => &mut f.size,
+                Some(4) => &mut f.sha256,
+                Some(5) => &mut f.filename,
+                Some(6) => &mut f.source,
+                Some(7) => &mut f.multi_arch,
+                Some(8) => &mut f.provides,
+                Some(9) => &mut f.essential,
+                Some(10) => &mut f.priority,
+                Some(11) => &mut f.pre_depends,
+                Some(12) => &mut f.depends,
+                Some(13) => &mut f.recommends,
+                Some(14) => &mut f.suggests,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(field.value);
+            }
+        }
+        f
+    }
+}
+
 fn parse_package<'a>(p: &deb822::Paragraph<'a>, origin: Origin<'a>) -> Result<Package<'a>> {
-    let need = |f: &str| p.get(f).ok_or_else(|| anyhow!("missing {f} field"));
-    let name = need("Package")?;
+    let f = Fields::read(p);
+    let need = |v: Option<&'a str>, name: &str| v.ok_or_else(|| anyhow!("missing {name} field"));
+    let name = need(f.package, "Package")?;
     relation::check_package_name(name)?;
-    let version_text = need("Version")?;
+    let version_text = need(f.version, "Version")?;
     let version = relation::parse_version(version_text)?;
-    let size: u64 = need("Size")?
+    let size: u64 = need(f.size, "Size")?
         .parse()
         .map_err(|_| anyhow!("{name}: invalid Size"))?;
-    let sha256 = need("SHA256").with_context(|| format!("{name}: apt needs SHA256"))?;
+    let sha256 = need(f.sha256, "SHA256").with_context(|| format!("{name}: apt needs SHA256"))?;
     if sha256.len() != 64
         || !sha256
             .bytes()
@@ -202,17 +276,17 @@ fn parse_package<'a>(p: &deb822::Paragraph<'a>, origin: Origin<'a>) -> Result<Pa
     {
         bail!("{name}: invalid SHA256 {sha256:?}");
     }
-    let source_name = p
-        .get("Source")
+    let source_name = f
+        .source
         .map(|s| s.split_whitespace().next().unwrap_or(name))
         .unwrap_or(name);
-    let multi_arch = match p.get("Multi-Arch") {
+    let multi_arch = match f.multi_arch {
         Some("same") => MultiArch::Same,
         Some("foreign") => MultiArch::Foreign,
         Some("allowed") => MultiArch::Allowed,
         _ => MultiArch::No,
     };
-    let provides = match p.get("Provides") {
+    let provides = match f.provides {
         Some(text) => {
             relation::parse_provides(text).with_context(|| format!("{name}: Provides"))?
         }
@@ -222,18 +296,18 @@ fn parse_package<'a>(p: &deb822::Paragraph<'a>, origin: Origin<'a>) -> Result<Pa
         name,
         version,
         version_text,
-        arch: need("Architecture")?,
+        arch: need(f.architecture, "Architecture")?,
         multi_arch,
         source_name,
-        filename: need("Filename")?,
+        filename: need(f.filename, "Filename")?,
         size,
         sha256,
-        essential: p.get("Essential").is_some_and(|v| v == "yes"),
-        priority: p.get("Priority").unwrap_or(""),
-        pre_depends: p.get("Pre-Depends").unwrap_or(""),
-        depends: p.get("Depends").unwrap_or(""),
-        recommends: p.get("Recommends").unwrap_or(""),
-        suggests: p.get("Suggests").unwrap_or(""),
+        essential: f.essential.is_some_and(|v| v == "yes"),
+        priority: f.priority.unwrap_or(""),
+        pre_depends: f.pre_depends.unwrap_or(""),
+        depends: f.depends.unwrap_or(""),
+        recommends: f.recommends.unwrap_or(""),
+        suggests: f.suggests.unwrap_or(""),
         provides,
         paragraph: p.text,
         origin,
