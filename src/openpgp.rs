@@ -105,7 +105,21 @@ impl VerificationHelper for Helper<'_> {
     }
 }
 
-impl Helper<'_> {
+impl<'k> Helper<'k> {
+    fn new(keyring: &'k Keyring, policy: &'k StandardPolicy<'k>) -> Helper<'k> {
+        Helper {
+            keyring,
+            policy,
+            accepted: None,
+            rejections: Vec::new(),
+        }
+    }
+
+    fn into_accepted(self) -> Result<GoodSignature> {
+        self.accepted
+            .ok_or_else(|| anyhow!("signature verification failed: no good signature"))
+    }
+
     /// The signature is good; apt also refuses a key that has expired or been revoked
     /// since, so check the key's state now, not only when it signed.
     fn alive_now(&self, good: &GoodChecksum<'_>) -> std::result::Result<(), String> {
@@ -142,12 +156,7 @@ impl Helper<'_> {
 /// verifier outputs it: only this text may be parsed afterwards.
 pub fn verify_cleartext(signed: &[u8], keyring: &Keyring) -> Result<(Vec<u8>, GoodSignature)> {
     let policy = StandardPolicy::new();
-    let helper = Helper {
-        keyring,
-        policy: &policy,
-        accepted: None,
-        rejections: Vec::new(),
-    };
+    let helper = Helper::new(keyring, &policy);
     let mut verifier = VerifierBuilder::from_bytes(signed)
         .context("not an OpenPGP clearsigned message")?
         .with_policy(&policy, None, helper)
@@ -159,22 +168,13 @@ pub fn verify_cleartext(signed: &[u8], keyring: &Keyring) -> Result<(Vec<u8>, Go
     if !verifier.message_processed() {
         bail!("signature verification failed: message not fully processed");
     }
-    let helper = verifier.into_helper();
-    let good = helper
-        .accepted
-        .ok_or_else(|| anyhow!("signature verification failed: no good signature"))?;
-    Ok((text, good))
+    Ok((text, verifier.into_helper().into_accepted()?))
 }
 
 /// Verify a detached signature (Release.gpg) over `data` (Release).
 pub fn verify_detached(data: &[u8], signature: &[u8], keyring: &Keyring) -> Result<GoodSignature> {
     let policy = StandardPolicy::new();
-    let helper = Helper {
-        keyring,
-        policy: &policy,
-        accepted: None,
-        rejections: Vec::new(),
-    };
+    let helper = Helper::new(keyring, &policy);
     let mut verifier = DetachedVerifierBuilder::from_bytes(signature)
         .context("not an OpenPGP detached signature")?
         .with_policy(&policy, None, helper)
@@ -182,10 +182,7 @@ pub fn verify_detached(data: &[u8], signature: &[u8], keyring: &Keyring) -> Resu
     verifier
         .verify_bytes(data)
         .map_err(|e| anyhow!("signature verification failed: {e}"))?;
-    let helper = verifier.into_helper();
-    helper
-        .accepted
-        .ok_or_else(|| anyhow!("signature verification failed: no good signature"))
+    verifier.into_helper().into_accepted()
 }
 
 /// The operator's signing key, unlocked and ready to sign.
