@@ -43,10 +43,21 @@ case "$cmd" in
   test)
     setup
     cargo build --release --locked
-    cargo test --release --locked -- --test-threads="${TEST_THREADS:-4}"
-    if [ -x tests/e2e/run-all.sh ]; then
-      tests/e2e/run-all.sh
-    fi
+    # Each suite prints its own `N passed, M failed`; the last line counts the suites.
+    suites_passed=0 suites_failed=0 failed_names=()
+    suite() {
+      local name=$1; shift
+      echo "==== suite: $name ====" >&2
+      if "$@"; then suites_passed=$((suites_passed + 1))
+      else suites_failed=$((suites_failed + 1)); failed_names+=("$name"); fi
+    }
+    suite "cargo test" cargo test --release --locked -- --test-threads="${TEST_THREADS:-4}"
+    suite "e2e (real apt, offline)" tests/e2e/run-all.sh
+    suite "helm chart" tests/chart/run.sh
+    [ -x tests/image/run.sh ] && suite "container image" tests/image/run.sh
+    [ ${#failed_names[@]} -eq 0 ] || echo "failed suites: ${failed_names[*]}" >&2
+    echo "suites: $suites_passed passed, $suites_failed failed"
+    [ "$suites_failed" -eq 0 ]
     ;;
   *)
     sed -n '2,5p' "$0" | sed 's/^# //'
