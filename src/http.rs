@@ -65,10 +65,16 @@ impl std::error::Error for HttpError {}
 impl Http {
     /// A client with the environment's proxy settings and sane timeouts.
     pub fn new() -> Result<Http> {
+        // A stalled connection (no byte for this long) is retried, then reported.
+        let timeout = std::env::var("MINI_MIRROR_HTTP_TIMEOUT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(Duration::from_secs(60));
         let client = reqwest::Client::builder()
             .user_agent(concat!("mini-mirror/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(20))
-            .read_timeout(Duration::from_secs(60))
+            .connect_timeout(timeout.min(Duration::from_secs(20)))
+            .read_timeout(timeout)
             .redirect(reqwest::redirect::Policy::limited(5))
             .build()
             .context("setting up the HTTP client")?;
