@@ -166,7 +166,9 @@ impl Http {
                         last_modified,
                     });
                 }
-                Ok(None) => bail!("{url}: larger than the {max} bytes expected: refusing it"),
+                Ok(None) => {
+                    bail!("{url}: size mismatch: larger than the {max} bytes expected, refusing it")
+                }
                 Err(e) => last_error = Some(self.error(url, None, &e)),
             }
         }

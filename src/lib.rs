@@ -54,7 +54,7 @@ pub struct BuildReport {
     pub downloaded: usize,
     /// Bytes received from the network in this run (indices and packages).
     pub bytes: u64,
-    /// Package files taken from the cache.
+    /// Package files not downloaded: taken from the cache, or already published unchanged.
     pub from_cache: usize,
     /// Wall time.
     pub elapsed: Duration,
@@ -151,7 +151,8 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         bytes: http
             .bytes_downloaded
             .load(std::sync::atomic::Ordering::Relaxed),
-        from_cache: pool_report.from_cache,
+        // Packages of unchanged prefixes were not downloaded either: they stand as published.
+        from_cache: pool_report.from_cache + unchanged_packages,
         elapsed: started.elapsed(),
         phases: timer.phases,
     })

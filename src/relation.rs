@@ -227,7 +227,7 @@ pub fn parse_dependency(text: &str) -> Result<Dependency> {
 pub fn parse_version_req(text: &str) -> Result<VersionReq> {
     let text = text.trim();
     let op_len = text
-        .find(|c: char| !matches!(c, '<' | '>' | '='))
+        .find(|c: char| c.is_ascii_alphanumeric() || c.is_whitespace())
         .unwrap_or(text.len());
     let (op, version) = text.split_at(op_len);
     let op = Op::parse(op).ok_or_else(|| {
