@@ -120,7 +120,7 @@ pub fn resolve(
         let (pa, pb) = (universe.get(a), universe.get(b));
         pa.name
             .cmp(pb.name)
-            .then(pa.version.cmp(&pb.version))
+            .then_with(|| pa.version().cmp(&pb.version()))
             .then(pa.arch.cmp(pb.arch))
             .then(a.cmp(&b))
     });
@@ -158,7 +158,7 @@ impl<'a> Resolver<'_, 'a, '_> {
                 query
                     .version
                     .as_ref()
-                    .is_none_or(|req| req.matches(&u.get(*id).version))
+                    .is_none_or(|req| req.matches(&u.get(*id).version()))
             };
             let mut pick = u
                 .by_name(&query.name)
@@ -377,7 +377,7 @@ impl<'a> Resolver<'_, 'a, '_> {
                     && dep
                         .version
                         .as_ref()
-                        .is_none_or(|req| req.matches(&p.version))
+                        .is_none_or(|req| req.matches(&p.version()))
             })
             .collect();
         out.extend(u.providers(&dep.name).iter().copied().filter(|&id| {

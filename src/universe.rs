@@ -40,9 +40,7 @@ pub struct Origin<'a> {
 pub struct Package<'a> {
     /// `Package`.
     pub name: &'a str,
-    /// `Version`, parsed.
-    pub version: Version,
-    /// `Version` as written.
+    /// `Version` as written (checked when the index was read; see [`Package::version`]).
     pub version_text: &'a str,
     /// `Architecture` (`all` included).
     pub arch: &'a str,
@@ -76,6 +74,14 @@ pub struct Package<'a> {
     pub origin: Origin<'a>,
 }
 
+impl Package<'_> {
+    /// The parsed `Version`. Parsed on demand: keeping 60k parsed versions would cost more
+    /// memory than the few comparisons a resolution makes cost time.
+    pub fn version(&self) -> Version {
+        relation::parse_version(self.version_text).expect("checked when the index was read")
+    }
+}
+
 /// The packages one architecture can see, with lookups by name and provided name.
 pub struct Universe<'a> {
     /// The client architecture.
@@ -100,8 +106,14 @@ impl<'a> Universe<'a> {
     /// Build the universe of `arch` from indices (already filtered to `binary-<arch>` and
     /// `binary-all`). Duplicate (name, version, arch) entries keep the first seen.
     pub fn build(arch: &str, indices: &[IndexRef<'a>]) -> Result<Universe<'a>> {
-        let mut packages = Vec::new();
-        let mut seen: HashMap<(&'a str, &'a str, &'a str), PkgId> = HashMap::default();
+        // Sized up front: growing a 60k-entry Vec by doubling would briefly hold both copies.
+        let expected: usize = indices
+            .iter()
+            .map(|i| i.text.matches("\nPackage:").count() + 1)
+            .sum();
+        let mut packages: Vec<Package<'a>> = Vec::with_capacity(expected);
+        let mut by_name: HashMap<&'a str, Vec<PkgId>> = HashMap::default();
+        let mut providers: HashMap<String, Vec<PkgId>> = HashMap::default();
         for index in indices {
             for paragraph in deb822::paragraphs(index.text) {
                 let paragraph = paragraph.with_context(|| index.path.to_owned())?;
@@ -110,9 +122,12 @@ impl<'a> Universe<'a> {
                 if pkg.arch != arch && pkg.arch != "all" {
                     continue;
                 }
-                let key = (pkg.name, pkg.version_text, pkg.arch);
-                if let Some(&first) = seen.get(&key) {
-                    let first: &Package = &packages[first];
+                let same_name = by_name.entry(pkg.name).or_default();
+                let duplicate = same_name
+                    .iter()
+                    .map(|&id| &packages[id])
+                    .find(|p: &&Package| p.version_text == pkg.version_text && p.arch == pkg.arch);
+                if let Some(first) = duplicate {
                     if first.sha256 != pkg.sha256 && first.origin == pkg.origin {
                         tracing::warn!(
                             "{}: duplicate entry {} {} {} with a different file; keeping the first",
@@ -124,21 +139,20 @@ impl<'a> Universe<'a> {
                     }
                     continue;
                 }
-                seen.insert(key, packages.len());
+                let id = packages.len();
+                same_name.push(id);
+                for prov in &pkg.provides {
+                    providers.entry(prov.name.clone()).or_default().push(id);
+                }
                 packages.push(pkg);
             }
         }
-        let mut by_name: HashMap<&'a str, Vec<PkgId>> = HashMap::default();
-        let mut providers: HashMap<String, Vec<PkgId>> = HashMap::default();
-        for (id, p) in packages.iter().enumerate() {
-            by_name.entry(p.name).or_default().push(id);
-            for prov in &p.provides {
-                providers.entry(prov.name.clone()).or_default().push(id);
-            }
-        }
         // Highest version first; ties keep source order (stable sort).
-        for ids in by_name.values_mut() {
-            ids.sort_by(|&a, &b| packages[b].version.cmp(&packages[a].version));
+        for ids in by_name.values_mut().filter(|ids| ids.len() > 1) {
+            let mut keyed: Vec<(Version, PkgId)> =
+                ids.iter().map(|&id| (packages[id].version(), id)).collect();
+            keyed.sort_by(|a, b| b.0.cmp(&a.0));
+            *ids = keyed.into_iter().map(|(_, id)| id).collect();
         }
         for ids in providers.values_mut() {
             ids.sort_by(|&a, &b| {
@@ -146,7 +160,7 @@ impl<'a> Universe<'a> {
                 priority_rank(pa.priority)
                     .cmp(&priority_rank(pb.priority))
                     .then(pa.name.cmp(pb.name))
-                    .then(pb.version.cmp(&pa.version))
+                    .then_with(|| pb.version().cmp(&pa.version()))
             });
         }
         Ok(Universe {
@@ -264,7 +278,7 @@ fn parse_package<'a>(p: &deb822::Paragraph<'a>, origin: Origin<'a>) -> Result<Pa
     let name = need(f.package, "Package")?;
     relation::check_package_name(name)?;
     let version_text = need(f.version, "Version")?;
-    let version = relation::parse_version(version_text)?;
+    relation::parse_version(version_text)?; // checked now, parsed again when compared
     let size: u64 = need(f.size, "Size")?
         .parse()
         .map_err(|_| anyhow!("{name}: invalid Size"))?;
@@ -294,7 +308,6 @@ fn parse_package<'a>(p: &deb822::Paragraph<'a>, origin: Origin<'a>) -> Result<Pa
     };
     Ok(Package {
         name,
-        version,
         version_text,
         arch: need(f.architecture, "Architecture")?,
         multi_arch,
