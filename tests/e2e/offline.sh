@@ -17,6 +17,10 @@
 #   --jobs N               passed to `mini-mirror build`
 #   --cache DIR            download cache of the build (default: a fresh temp dir)
 #   --port N               port of the mirror inside the namespace (default 8080)
+#   --netns NAME           do not serve: test the server already listening on 127.0.0.1:PORT in
+#                          the existing network namespace NAME (e.g. a container started with
+#                          --network ns:/run/netns/NAME); needs --mirror DIR, a copy of the tree it
+#                          serves (for the keyrings and the static checks); NAME is left as it is
 #   --keep                 keep the work dir (output, logs, chroots) for inspection
 #
 # Output: one line per check: `ok ...`, `installed NAME`, `failed NAME: <apt's reasons>`, then
@@ -30,7 +34,7 @@ set -euo pipefail
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2; exit 2; }
 
-SOURCES='' ESSENTIAL=0 MIRROR='' OUTPUT='' BIN=${MINI_MIRROR_BIN:-} SIGN_KEY='' JOBS='' BUILD_CACHE='' PORT=${MINI_MIRROR_E2E_PORT:-8080} KEEP=0
+SOURCES='' ESSENTIAL=0 MIRROR='' OUTPUT='' BIN=${MINI_MIRROR_BIN:-} SIGN_KEY='' JOBS='' BUILD_CACHE='' PORT=${MINI_MIRROR_E2E_PORT:-8080} KEEP=0 GIVEN_NETNS=''
 while [ $# -gt 0 ]; do
     case "$1" in
         --essential-bootstrap) ESSENTIAL=1 ;;
@@ -41,6 +45,7 @@ while [ $# -gt 0 ]; do
         --jobs) JOBS=$2; shift ;;
         --cache) BUILD_CACHE=$2; shift ;;
         --port) PORT=$2; shift ;;
+        --netns) GIVEN_NETNS=$2; shift ;;
         --keep) KEEP=1 ;;
         -h|--help) usage ;;
         -*) echo "unknown option $1" >&2; usage ;;
@@ -50,6 +55,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$SOURCES" ] || usage
 [ -d "$SOURCES" ] || die "no such directory: $SOURCES"
+[ -z "$GIVEN_NETNS" ] || [ -n "$MIRROR" ] || die "--netns needs --mirror DIR (a copy of the served tree)"
 SOURCES=$(realpath "$SOURCES")
 
 PASSED=0 FAILED=0
@@ -64,7 +70,7 @@ cleanup() {
     local rc=$?
     set +e
     stop_pid "$NGINX_PID_mirror"
-    netns_delete
+    [ -n "$GIVEN_NETNS" ] || netns_delete
     if [ "$KEEP" = 1 ]; then
         log "kept $WORK"
     elif findmnt -rn -o TARGET | grep -q "^$WORK"; then
@@ -161,8 +167,20 @@ check_output() {
 
 # ---- serving -------------------------------------------------------------------------------------------
 serve_mirror() {
-    netns_create
-    start_nginx mirror "$MIRROR" "127.0.0.1:$PORT" "$WORK/nginx" netns
+    if [ -n "$GIVEN_NETNS" ]; then
+        # Someone else serves the mirror in that namespace: wait for it.
+        [ -e "/run/netns/$GIVEN_NETNS" ] || die "no network namespace $GIVEN_NETNS"
+        E2E_NETNS=$GIVEN_NETNS
+        local up=0
+        for _ in $(seq 100); do
+            in_netns curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$PORT/healthz" 2>/dev/null && { up=1; break; }
+            sleep 0.1
+        done
+        [ "$up" = 1 ] || die "nothing answers on http://127.0.0.1:$PORT/healthz in netns $GIVEN_NETNS"
+    else
+        netns_create
+        start_nginx mirror "$MIRROR" "127.0.0.1:$PORT" "$WORK/nginx" netns
+    fi
     # The namespace really has nothing but loopback.
     local links; links=$(in_netns ip -o link show | awk -F': ' '{print $2}' | tr '\n' ' ')
     [ "$links" = "lo " ] || die "namespace has more than loopback: $links"
