@@ -189,6 +189,21 @@ impl Cache {
         })
     }
 
+    /// The Date of the Release last accepted from `dist_url`, as written in it.
+    pub fn load_accepted_date(&self, dist_url: &str) -> Option<String> {
+        std::fs::read_to_string(self.release_dir(dist_url).join("accepted-date")).ok()
+    }
+
+    /// Remember the Date of a Release just accepted from `dist_url`.
+    pub fn store_accepted_date(&self, dist_url: &str, date: &str) -> Result<()> {
+        let dir = self.release_dir(dist_url);
+        std::fs::create_dir_all(&dir)?;
+        let tmp = self.temp_path()?;
+        std::fs::write(&tmp, date)?;
+        tmp.persist(dir.join("accepted-date"))?;
+        Ok(())
+    }
+
     /// Remember `url`'s body and validators for the next conditional request.
     pub fn store_release(&self, url: &str, r: &CachedRelease) -> Result<()> {
         let dir = self.release_dir(url);

@@ -48,7 +48,7 @@ pub fn check_filename(filename: &str) -> Result<()> {
                 && part != ".."
                 && part
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+-._~%".contains(&b))
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-._~".contains(&b))
         });
     if !ok {
         bail!(
@@ -277,6 +277,8 @@ mod tests {
             "pool/x\n.deb",
             "",
             "pool/x.deb?y",
+            "pool/%2e%2e/%2e%2e/x.deb",
+            "pool/x.deb%00.deb",
         ] {
             assert!(check_filename(bad).is_err(), "{bad:?} accepted");
         }

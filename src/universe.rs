@@ -220,7 +220,9 @@ struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    fn read(p: &deb822::Paragraph<'a>) -> Fields<'a> {
+    /// Refuses an entry that names a field twice: apt reads the last one, so resolving
+    /// with the first would publish something apt sees differently.
+    fn read(p: &deb822::Paragraph<'a>) -> Result<Fields<'a>> {
         const NAMES: [&str; 15] = [
             "Package",
             "Version",
@@ -264,16 +266,17 @@ impl<'a> Fields<'a> {
                 Some(14) => &mut f.suggests,
                 _ => continue,
             };
-            if slot.is_none() {
-                *slot = Some(field.value);
+            if slot.is_some() {
+                bail!("field {} appears twice in one entry", field.name);
             }
+            *slot = Some(field.value);
         }
-        f
+        Ok(f)
     }
 }
 
 fn parse_package<'a>(p: &deb822::Paragraph<'a>, origin: Origin<'a>) -> Result<Package<'a>> {
-    let f = Fields::read(p);
+    let f = Fields::read(p)?;
     let need = |v: Option<&'a str>, name: &str| v.ok_or_else(|| anyhow!("missing {name} field"));
     let name = need(f.package, "Package")?;
     relation::check_package_name(name)?;

@@ -216,29 +216,24 @@ async fn fetch_release(
     };
     let text = String::from_utf8(text).context("the signed Release is not UTF-8")?;
     let release = parse_release(dist_url, text, signed_by)?;
+    refuse_replay(cache, &release)?;
     if let Some(new) = to_remember {
-        refuse_replay(previous.as_ref(), &release, keyring)?;
         cache.store_release(&inrelease_url, &new)?;
+    }
+    if let Some(date) = release.date {
+        cache.store_accepted_date(&release.dist_url, &format_date(date))?;
     }
     Ok(release)
 }
 
-/// apt refuses a Release older than the one it already has: so do we, comparing
-/// with the InRelease accepted on the previous build (re-verified, as anything read).
-fn refuse_replay(
-    previous: Option<&CachedRelease>,
-    new: &VerifiedRelease,
-    keyring: &Keyring,
-) -> Result<()> {
-    let Some((old_text, _)) = previous.and_then(|p| verify_inrelease(&p.body, keyring).ok()) else {
-        return Ok(());
-    };
-    let old_date = String::from_utf8(old_text).ok().and_then(|t| {
-        deb822::single_paragraph(&t)
-            .ok()
-            .and_then(|p| p.get("Date").and_then(|d| parse_date(d).ok()))
-    });
-    if let (Some(old), Some(new_date)) = (old_date, new.date)
+/// apt refuses a Release older than the one it already has: so do we, comparing with
+/// the Date of the Release accepted from this dist on a previous build (whichever way it
+/// came, InRelease or Release + Release.gpg).
+fn refuse_replay(cache: &Cache, new: &VerifiedRelease) -> Result<()> {
+    let old = cache
+        .load_accepted_date(&new.dist_url)
+        .and_then(|d| parse_date(&d).ok());
+    if let (Some(old), Some(new_date)) = (old, new.date)
         && new_date < old
     {
         bail!(
@@ -264,7 +259,15 @@ pub fn parse_release(
     let paragraph = deb822::single_paragraph(&text).context("parsing the signed Release")?;
     let mut fields = HashMap::new();
     for f in &paragraph.fields {
-        fields.insert(f.name.to_ascii_lowercase(), f.value.to_owned());
+        if fields
+            .insert(f.name.to_ascii_lowercase(), f.value.to_owned())
+            .is_some()
+        {
+            bail!(
+                "the signed Release names field {} twice: refusing an ambiguous Release",
+                f.name
+            );
+        }
     }
     let date = match paragraph.get("Date") {
         Some(d) => Some(parse_date(d).with_context(|| format!("Release Date {d:?}"))?),

@@ -956,6 +956,102 @@ impl UpstreamRepo {
     }
 }
 
+impl UpstreamRepo {
+    /// Rewrite `dists/<dist>/Release` with `f` and sign the result again with `key` (new
+    /// InRelease and Release.gpg): a hostile upstream that holds the key. Returns the new text.
+    pub fn resign_release(
+        &self,
+        key: &GpgKey,
+        dist: &str,
+        f: impl FnOnce(&str) -> String,
+    ) -> String {
+        let rel = format!("dists/{dist}/Release");
+        let old = String::from_utf8(self.read(&rel)).unwrap();
+        let new = f(&old);
+        self.write(&rel, new.as_bytes());
+        self.write(
+            &format!("dists/{dist}/InRelease"),
+            key.clearsign(new.as_bytes()),
+        );
+        self.write(
+            &format!("dists/{dist}/Release.gpg"),
+            key.detach_sign(new.as_bytes()),
+        );
+        new
+    }
+
+    /// Like [`rewrite_index`](Self::rewrite_index), but the Release is updated to list the new
+    /// files (sizes, MD5Sum, SHA256; by-hash copies under the new hashes) and signed again with
+    /// `key`: a validly signed index with whatever content `f` returns.
+    pub fn rewrite_index_signed(
+        &self,
+        key: &GpgKey,
+        dist: &str,
+        comp: &str,
+        arch: &str,
+        f: impl FnOnce(&str) -> String,
+    ) {
+        self.rewrite_index_signed_bytes(key, dist, comp, arch, |t| f(t).into_bytes());
+    }
+
+    /// [`rewrite_index_signed`](Self::rewrite_index_signed) for content that need not be
+    /// UTF-8.
+    pub fn rewrite_index_signed_bytes(
+        &self,
+        key: &GpgKey,
+        dist: &str,
+        comp: &str,
+        arch: &str,
+        f: impl FnOnce(&str) -> Vec<u8>,
+    ) {
+        let base = format!("dists/{dist}/{comp}/binary-{arch}/Packages");
+        let text = String::from_utf8(self.read(&base)).unwrap();
+        let new = f(&text);
+        let files = [
+            ("".to_string(), new.clone()),
+            (".gz".to_string(), gzip(&new)),
+            (".xz".to_string(), xz(&new)),
+        ];
+        let bh = self.path(&format!("dists/{dist}/{comp}/binary-{arch}/by-hash/SHA256"));
+        for (suffix, data) in &files {
+            self.write(&format!("{base}{suffix}"), data);
+            if bh.is_dir() {
+                write_file(&bh.join(sha256_hex(data)), data);
+            }
+        }
+        self.resign_release(key, dist, |r| {
+            let mut r = r.to_string();
+            for (suffix, data) in &files {
+                r = relist(&r, &format!("{comp}/binary-{arch}/Packages{suffix}"), data);
+            }
+            r
+        });
+    }
+}
+
+/// In a Release text, list `data` (size and hash) for `path` in the MD5Sum and SHA256
+/// sections, replacing the lines that listed `path` before.
+pub fn relist(release: &str, path: &str, data: &[u8]) -> String {
+    let mut out = String::new();
+    let mut section = String::new();
+    for line in release.lines() {
+        if !line.starts_with(' ') {
+            section = line.split(':').next().unwrap_or("").to_ascii_lowercase();
+        } else if line.split_whitespace().last() == Some(path) {
+            let hash = match section.as_str() {
+                "md5sum" => md5_hex(data),
+                "sha256" => sha256_hex(data),
+                other => panic!("relist: cannot compute a {other} hash"),
+            };
+            out += &format!(" {hash} {:>16} {path}\n", data.len());
+            continue;
+        }
+        out += line;
+        out.push('\n');
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------------------------
 // HTTP server
 // ---------------------------------------------------------------------------------------------
@@ -982,6 +1078,12 @@ struct Fault {
     drop_after: Option<usize>,
     /// Sleep this long after the headers, before the body.
     delay: Option<Duration>,
+    /// Sleep this long before answering at all (no status line, no headers).
+    stall_headers: Option<Duration>,
+    /// Answer `302 Found` with `Location: <base><request path>` (every time).
+    redirect_base: Option<String>,
+    /// Reset the connection (TCP RST) after this many body bytes, once.
+    reset_after: Option<usize>,
 }
 
 struct ServerState {
@@ -1063,6 +1165,25 @@ impl Server {
         self.with_fault(path_suffix, |f| f.delay = Some(d));
     }
 
+    /// Say nothing at all (not even a status line) for `d` after reading a request for a path
+    /// ending with `path_suffix`, then answer normally.
+    pub fn stall_headers(&self, path_suffix: &str, d: Duration) {
+        self.with_fault(path_suffix, |f| f.stall_headers = Some(d));
+    }
+
+    /// Redirect (`302 Found`) every request for a path ending with `path_suffix` to
+    /// `base` + the request's path (e.g. `base` = another server's [`url`](Self::url); with
+    /// this server's own URL, the redirect points at itself: a loop).
+    pub fn redirect_to(&self, path_suffix: &str, base: &str) {
+        self.with_fault(path_suffix, |f| f.redirect_base = Some(base.to_string()));
+    }
+
+    /// Reset the connection (TCP RST, not a clean FIN) after `bytes` body bytes, once, for
+    /// paths ending with `path_suffix`.
+    pub fn reset_after(&self, path_suffix: &str, bytes: usize) {
+        self.with_fault(path_suffix, |f| f.reset_after = Some(bytes));
+    }
+
     pub fn clear_faults(&self) {
         self.state.faults.lock().unwrap().clear();
     }
@@ -1119,6 +1240,27 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Make the close of `conn` a TCP RST (SO_LINGER with a zero timeout), then close it.
+fn reset_connection(conn: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket descriptor and a correctly sized `linger` value.
+    unsafe {
+        libc::setsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+    // Both handles (reader clone and writer) must go for the close to happen; the caller
+    // drops its own on return. Shutting down would send a FIN first, so only close.
 }
 
 fn handle_connection(conn: TcpStream, st: &ServerState) -> std::io::Result<()> {
@@ -1179,6 +1321,9 @@ fn handle_connection(conn: TcpStream, st: &ServerState) -> std::io::Result<()> {
     let mut status_fault = None;
     let mut drop_after = None;
     let mut delay = None;
+    let mut stall_headers = None;
+    let mut redirect_base = None;
+    let mut reset_after = None;
     {
         let mut faults = st.faults.lock().unwrap();
         for (suffix, f) in faults.iter_mut() {
@@ -1195,6 +1340,22 @@ fn handle_connection(conn: TcpStream, st: &ServerState) -> std::io::Result<()> {
                 drop_after = f.drop_after.take();
             }
             delay = delay.or(f.delay);
+            stall_headers = stall_headers.or(f.stall_headers);
+            if redirect_base.is_none() {
+                redirect_base = f.redirect_base.clone();
+            }
+            if reset_after.is_none() {
+                reset_after = f.reset_after.take();
+            }
+        }
+    }
+    if let Some(d) = stall_headers {
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            if st.stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -1214,6 +1375,11 @@ fn handle_connection(conn: TcpStream, st: &ServerState) -> std::io::Result<()> {
 
     if let Some(code) = status_fault {
         send_head(&mut w, &format!("{code} Injected Fault"), &[], 0)?;
+        return w.flush();
+    }
+    if let Some(base) = redirect_base {
+        let location = format!("{}{}", base.trim_end_matches('/'), raw_path);
+        send_head(&mut w, "302 Found", &[("Location".into(), location)], 0)?;
         return w.flush();
     }
     if method != "GET" && method != "HEAD" {
@@ -1271,6 +1437,15 @@ fn handle_connection(conn: TcpStream, st: &ServerState) -> std::io::Result<()> {
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+    if let Some(n) = reset_after {
+        let n = n.min(body.len());
+        for chunk in body[..n].chunks(16 * 1024) {
+            w.write_all(chunk)?;
+        }
+        w.flush()?;
+        reset_connection(&w);
+        return Ok(());
     }
     let limit = drop_after.unwrap_or(usize::MAX).min(body.len());
     for chunk in body[..limit].chunks(16 * 1024) {
