@@ -328,8 +328,9 @@ impl Http {
         if have != size {
             return Err(last_error.unwrap_or_else(|| anyhow!("{url}: download failed")));
         }
+        // No fsync per file: cache hits are re-hashed before use, and publishing syncs
+        // the filesystem once before the switch.
         file.flush().await?;
-        file.sync_all().await?;
         let got = hex::encode(hasher.finalize());
         if got != sha256 {
             bail!("{url}: SHA256 mismatch: the index says {sha256}, the file has {got}");
