@@ -130,6 +130,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     ))?;
     timer.lap("upstream");
     let mut plans = plan::plan_prefixes(&todo_specs, &fetched)?;
+    drop(fetched); // the plans own what they publish; free the index texts before downloading
     for p in &mut plans {
         p.fingerprint = fingerprints[p.prefix.as_str()].clone();
     }

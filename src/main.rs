@@ -43,8 +43,9 @@ enum Command {
         /// File holding the key's passphrase (else env RELEASE_SIGN_KEY_PASSPHRASE).
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
-        /// Parallel downloads.
-        #[arg(long, short, default_value_t = 8)]
+        /// Parallel downloads (archives answer each request with some latency, so more
+        /// connections than cores pay off; 16 stays polite to a mirror).
+        #[arg(long, short, default_value_t = 16)]
         jobs: usize,
         /// Print the wall time of each phase before the summary.
         #[arg(long)]

@@ -27,7 +27,7 @@ const KEPT_FIELDS: [&str; 8] = [
 pub fn plan_prefixes<'a>(
     specs: &'a [SourceSpec],
     fetched: &'a [FetchedSource],
-) -> Result<Vec<PrefixPlan<'a>>> {
+) -> Result<Vec<PrefixPlan>> {
     let mut prefixes: Vec<&str> = specs.iter().map(|s| s.prefix.as_str()).collect();
     prefixes.dedup();
     let mut problems = Vec::new();
@@ -55,7 +55,7 @@ fn plan_prefix<'a>(
     members: &[usize],
     specs: &'a [SourceSpec],
     fetched: &'a [FetchedSource],
-) -> Result<PrefixPlan<'a>> {
+) -> Result<PrefixPlan> {
     let mut arches: Vec<&str> = Vec::new();
     for &i in members {
         for a in &specs[i].settings.architectures {
@@ -64,7 +64,7 @@ fn plan_prefix<'a>(
             }
         }
     }
-    let mut dists: Vec<DistPlan<'a>> = Vec::new();
+    let mut dists: Vec<DistPlan> = Vec::new();
     for &i in members {
         let spec = &specs[i];
         let dist = match dists.iter_mut().position(|d| d.dist == spec.dist) {
@@ -174,7 +174,7 @@ fn plan_prefix<'a>(
                 .entry((pkg.origin.component.to_owned(), arch.to_owned()))
                 .or_default()
                 .push(Entry {
-                    paragraph: pkg.paragraph,
+                    paragraph: pkg.paragraph.to_owned(),
                     pool_path: path,
                 });
         }

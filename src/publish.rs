@@ -24,16 +24,17 @@ pub const KEYRING_NAME: &str = "mini-mirror-archive-keyring.gpg";
 
 /// One package entry to publish: the upstream paragraph and its new pool path.
 #[derive(Debug, Clone)]
-pub struct Entry<'a> {
-    /// The verified upstream paragraph.
-    pub paragraph: &'a str,
+pub struct Entry {
+    /// The verified upstream paragraph (a copy: the index texts are freed before the
+    /// pool stage, so downloads do not run with 50 MB of index held in memory).
+    pub paragraph: String,
     /// Our `Filename`.
     pub pool_path: String,
 }
 
 /// What to publish for one dist.
 #[derive(Debug, Default)]
-pub struct DistPlan<'a> {
+pub struct DistPlan {
     /// Dist name (path below `dists/`).
     pub dist: String,
     /// Origin, Label, Suite, Codename, Version, Description... in output order.
@@ -43,7 +44,7 @@ pub struct DistPlan<'a> {
     /// Architectures in output order.
     pub architectures: Vec<String>,
     /// Entries per (component, architecture), already in output order.
-    pub entries: BTreeMap<(String, String), Vec<Entry<'a>>>,
+    pub entries: BTreeMap<(String, String), Vec<Entry>>,
 }
 
 /// Name of the file in a published tree that records what it was built from.
@@ -51,13 +52,13 @@ pub const FINGERPRINT_NAME: &str = ".mini-mirror-fingerprint";
 
 /// Everything one prefix publishes.
 #[derive(Debug, Default)]
-pub struct PrefixPlan<'a> {
+pub struct PrefixPlan {
     /// The prefix (`<output>/<prefix>/`).
     pub prefix: String,
     /// Digest of the inputs (see `plan::fingerprint`), stored in the tree.
     pub fingerprint: String,
     /// Its dists.
-    pub dists: Vec<DistPlan<'a>>,
+    pub dists: Vec<DistPlan>,
     /// Its pool files (already in the cache).
     pub pool: Vec<PoolFile>,
 }
@@ -69,12 +70,7 @@ pub struct Staged {
 }
 
 /// Lay out `plan` in a staging directory inside `output`.
-pub fn stage(
-    output: &Path,
-    plan: &PrefixPlan<'_>,
-    cache: &Cache,
-    key: &SigningKey,
-) -> Result<Staged> {
+pub fn stage(output: &Path, plan: &PrefixPlan, cache: &Cache, key: &SigningKey) -> Result<Staged> {
     let live = output.join(&plan.prefix);
     let dir = tempfile::Builder::new()
         .prefix(&format!(".staging-{}-", plan.prefix))
@@ -140,7 +136,7 @@ struct Written {
     sha256: String,
 }
 
-fn write_dist(root: &Path, live: &Path, dist: &DistPlan<'_>, key: &SigningKey) -> Result<()> {
+fn write_dist(root: &Path, live: &Path, dist: &DistPlan, key: &SigningKey) -> Result<()> {
     let dist_dir = safe_join(root, &format!("dists/{}", dist.dist))?;
     let mut written = Vec::new();
     for component in &dist.components {
@@ -197,7 +193,7 @@ fn write_dist(root: &Path, live: &Path, dist: &DistPlan<'_>, key: &SigningKey) -
 }
 
 /// The Packages file: entries separated by blank lines, `Filename` replaced by ours.
-fn packages_text(entries: &[Entry<'_>]) -> String {
+fn packages_text(entries: &[Entry]) -> String {
     let mut out = String::with_capacity(entries.iter().map(|e| e.paragraph.len() + 2).sum());
     for e in entries {
         for line in e.paragraph.lines() {
@@ -287,7 +283,7 @@ fn publish_date(previous_release: &Path) -> Result<DateTime<Utc>> {
     })
 }
 
-fn release_text(dist: &DistPlan<'_>, written: &[Written], date: DateTime<Utc>) -> String {
+fn release_text(dist: &DistPlan, written: &[Written], date: DateTime<Utc>) -> String {
     let mut out = String::new();
     for (name, value) in &dist.header {
         out.push_str(&format!("{name}: {value}\n"));
@@ -399,7 +395,8 @@ mod tests {
     #[test]
     fn packages_text_replaces_only_filename() {
         let entries = [Entry {
-            paragraph: "Package: a\nVersion: 1\nFilename: ../../evil.deb\nDescription: x\n y",
+            paragraph: "Package: a\nVersion: 1\nFilename: ../../evil.deb\nDescription: x\n y"
+                .into(),
             pool_path: "pool/main/a/a/a_1_all.deb".into(),
         }];
         assert_eq!(

@@ -442,11 +442,19 @@ pub fn check_listed(what: &str, bytes: &[u8], listed: &ListedFile) -> Result<()>
 fn decompress(path: &str, bytes: Vec<u8>) -> Result<String> {
     let estimate = bytes.len() * 6;
     let out = if path.ends_with(".xz") {
-        read_frugally(liblzma::read::XzDecoder::new(&bytes[..]), estimate)
-            .context("corrupt xz data")?
+        read_frugally(
+            liblzma::read::XzDecoder::new(&bytes[..]),
+            estimate,
+            MAX_INDEX_TEXT,
+        )
+        .context("corrupt xz data")?
     } else if path.ends_with(".gz") {
-        read_frugally(flate2::read::MultiGzDecoder::new(&bytes[..]), estimate)
-            .context("corrupt gzip data")?
+        read_frugally(
+            flate2::read::MultiGzDecoder::new(&bytes[..]),
+            estimate,
+            MAX_INDEX_TEXT,
+        )
+        .context("corrupt gzip data")?
     } else {
         bytes
     };
@@ -458,15 +466,25 @@ fn decompress(path: &str, bytes: Vec<u8>) -> Result<String> {
     })
 }
 
+/// No real index comes near this decompressed (bookworm main amd64: 50 MB); a small
+/// signed file that expands past it is a decompression bomb.
+const MAX_INDEX_TEXT: usize = 1 << 30;
+
 /// Read everything, growing the buffer by a quarter at a time instead of doubling it:
 /// a 50 MB index then peaks near 62 MB rather than 100 MB or more.
-fn read_frugally(mut reader: impl Read, estimate: usize) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(estimate);
+fn read_frugally(mut reader: impl Read, estimate: usize, max: usize) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(estimate.min(max));
     let mut chunk = vec![0u8; 1 << 16];
     loop {
         let n = reader.read(&mut chunk)?;
         if n == 0 {
             return Ok(out);
+        }
+        if out.len() + n > max {
+            return Err(std::io::Error::other(format!(
+                "expands past {} MiB: refusing a decompression bomb",
+                max >> 20
+            )));
         }
         if out.len() + n > out.capacity() {
             out.reserve_exact((out.capacity() / 4).max(n));
@@ -478,6 +496,22 @@ fn read_frugally(mut reader: impl Read, estimate: usize) -> std::io::Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decompression_is_bounded() {
+        let mut bomb = Vec::new();
+        liblzma::read::XzEncoder::new(std::io::repeat(b'a').take(8 << 20), 6)
+            .read_to_end(&mut bomb)
+            .unwrap();
+        assert!(
+            bomb.len() < 8 << 10,
+            "8 MiB of one byte compresses to almost nothing"
+        );
+        let err = read_frugally(liblzma::read::XzDecoder::new(&bomb[..]), 0, 4 << 20).unwrap_err();
+        assert!(err.to_string().contains("decompression bomb"), "{err}");
+        let ok = read_frugally(liblzma::read::XzDecoder::new(&bomb[..]), 0, 8 << 20).unwrap();
+        assert_eq!(ok.len(), 8 << 20);
+    }
 
     #[test]
     fn dates_round_trip() {
