@@ -64,6 +64,12 @@ fn main() -> ExitCode {
     // SAFETY: no other thread exists yet.
     unsafe { std::env::remove_var("RELEASE_SIGN_KEY_PASSPHRASE") };
 
+    // Buffers of a megabyte or more (downloaded indices, decompressed text) go straight to
+    // mmap and back to the system when freed; glibc's default raises this threshold after
+    // the first large free, which keeps freed index buffers resident for the whole build.
+    // SAFETY: mallopt only tunes the allocator; called before any thread exists.
+    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20) };
+
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     let Command::Build {
