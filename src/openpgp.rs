@@ -391,9 +391,9 @@ mod tests {
             format!("Origin: evil\n\n{signed}"),
             format!("{signed}\nOrigin: evil\n"),
         ] {
-            match verify_cleartext(hostile.as_bytes(), &ring) {
-                Ok((text, _)) => assert_eq!(text, b"Origin: good\n"),
-                Err(_) => {} // refusing outright is fine too
+            // Refusing outright is fine too; accepting must yield only the signed text.
+            if let Ok((text, _)) = verify_cleartext(hostile.as_bytes(), &ring) {
+                assert_eq!(text, b"Origin: good\n");
             }
         }
     }

@@ -19,6 +19,11 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// Command-line arguments of one build run in a table of runs.
+type Args<'a> = Vec<&'a str>;
+/// Environment variables of one build run in a table of runs.
+type Env<'a> = Vec<(&'a str, &'a str)>;
+
 use common::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -1597,7 +1602,7 @@ fn passphrase_never_leaks_at_trace_level() {
     // A slow build, so that there is time to look at the running process.
     fx.server.delay(".deb", Duration::from_millis(800));
 
-    let runs: Vec<(&str, Vec<&str>, Vec<(&str, &str)>)> = vec![
+    let runs: Vec<(&str, Args, Env)> = vec![
         (
             "-vv, passphrase in the environment",
             vec!["-vv", "--sign-key", key_arg],
@@ -1667,7 +1672,7 @@ fn wrong_passphrase_is_a_clear_error_without_the_passphrase() {
     let wrong_file = fx.ws.root().join("wrong.txt");
     fs::write(&wrong_file, format!("{WRONG}\n")).unwrap();
     let key_arg = key_file.to_str().unwrap();
-    let runs: Vec<(Vec<&str>, Vec<(&str, &str)>)> = vec![
+    let runs: Vec<(Args, Env)> = vec![
         (
             vec!["--sign-key", key_arg],
             vec![("RELEASE_SIGN_KEY_PASSPHRASE", WRONG)],

@@ -74,13 +74,7 @@ cleanup() {
     fi
     stop_pid "$NGINX_PID_upstream"; stop_pid "$NGINX_PID_mirror"; stop_pid "$NGINX_PID_override"
     netns_delete
-    if [ "$KEEP" = 1 ]; then
-        log "kept $WORK"
-    elif findmnt -rn -o TARGET | grep -q "^$WORK"; then
-        log "something is still mounted under $WORK; not removing it"
-    else
-        rm -rf --one-file-system "$WORK"
-    fi
+    remove_workdir "$WORK" "$KEEP"
     exit "$rc"
 }
 trap cleanup EXIT

@@ -20,6 +20,18 @@ E2E_UBUNTU_CODENAMES=" bionic focal jammy kinetic lunar mantic noble oracular pl
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 
+# remove_workdir DIR KEEP: remove a work dir, unless KEEP=1 or something is still mounted under it.
+remove_workdir() {
+    local dir=$1 keep=$2
+    if [ "$keep" = 1 ]; then
+        log "kept $dir"
+    elif findmnt -rn -o TARGET | grep -q "^$dir"; then
+        log "something is still mounted under $dir; not removing it"
+    else
+        rm -rf --one-file-system "$dir"
+    fi
+}
+
 # ---- phase timing ---------------------------------------------------------------------------
 E2E_PHASES=()
 now_ns() { date +%s%N; }

@@ -71,13 +71,7 @@ cleanup() {
     set +e
     stop_pid "$NGINX_PID_mirror"
     [ -n "$GIVEN_NETNS" ] || netns_delete
-    if [ "$KEEP" = 1 ]; then
-        log "kept $WORK"
-    elif findmnt -rn -o TARGET | grep -q "^$WORK"; then
-        log "something is still mounted under $WORK; not removing it"
-    else
-        rm -rf --one-file-system "$WORK"
-    fi
+    remove_workdir "$WORK" "$KEEP"
     exit "$rc"
 }
 trap cleanup EXIT

@@ -108,13 +108,7 @@ cleanup() {
     netns_delete
     # Storage mounts (overlay keeps its own directory bind-mounted).
     findmnt -rn -o TARGET | grep "^$WORK/" | sort -r | while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
-    if [ "$KEEP" = 1 ]; then
-        log "kept $WORK"
-    elif findmnt -rn -o TARGET | grep -q "^$WORK"; then
-        log "something is still mounted under $WORK; not removing it"
-    else
-        rm -rf --one-file-system "$WORK"
-    fi
+    remove_workdir "$WORK" "$KEEP"
     exit "$rc"
 }
 trap cleanup EXIT
