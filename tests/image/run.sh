@@ -569,9 +569,16 @@ user_checks() {
     else fail "processes run as uids '$uids', exec as '$cuid'"; fi
     unread=$(podman exec "$CONTAINER" sh -c 'find /srv /etc/nginx/nginx.conf ! -readable 2>&1 | head -n 3')
     [ -z "$unread" ] && pass "every file under /srv is readable by uid 101" || fail "unreadable for uid 101: $unread"
-    podman logs "$CONTAINER" 2>/dev/null | grep -q '"GET /fixture/dists/greet-stable/InRelease HTTP/1.1" 200' \
+    # conmon writes the container's stdout to its log asynchronously: give it a few seconds.
+    local tries=0
+    until podman logs "$CONTAINER" 2>&1 | grep -q '"GET /fixture/dists/greet-stable/InRelease HTTP/1.1" 200'; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 20 ] || break
+        sleep 0.5
+    done
+    [ "$tries" -lt 20 ] \
         && pass "the access log reaches the container's stdout (podman logs)" \
-        || fail "no access log lines in podman logs"
+        || fail "no access log lines in podman logs after 10 s"
     local rc=0; podman healthcheck run "$CONTAINER" >"$WORK/logs/healthcheck.log" 2>&1 || rc=$?
     local st; st=$(podman inspect -f '{{.State.Health.Status}}' "$CONTAINER" 2>/dev/null || true)
     [ "$rc" = 0 ] && [ "$st" = healthy ] && pass "podman healthcheck run: healthy" \
