@@ -401,6 +401,26 @@ pub fn gpgv(keyring: &Path, files: &[&Path]) -> std::process::Output {
         .expect("run gpgv")
 }
 
+/// GnuPG's `gpgv` must accept both signatures of a published dist (InRelease and
+/// Release.gpg over Release) with the exported keyring.
+#[track_caller]
+pub fn assert_gpgv_accepts_dist(keyring: &Path, dist: &Path) {
+    let r = gpgv(keyring, &[&dist.join("InRelease")]);
+    assert!(
+        r.status.success(),
+        "gpgv rejects {}/InRelease: {}",
+        dist.display(),
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let r = gpgv(keyring, &[&dist.join("Release.gpg"), &dist.join("Release")]);
+    assert!(
+        r.status.success(),
+        "gpgv rejects {}/Release.gpg: {}",
+        dist.display(),
+        String::from_utf8_lossy(&r.stderr)
+    );
+}
+
 /// Fingerprints found in an OpenPGP key file, via `gpg --show-keys`.
 pub fn key_fingerprints(keyfile: &Path) -> Vec<String> {
     let home = tempfile::tempdir().unwrap();
