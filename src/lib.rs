@@ -92,29 +92,8 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
             .map(|s| upstream::verified_release(&http, &cache, s)),
     ))?;
     // A prefix whose inputs are exactly those of its live tree is already published.
-    let mut fingerprints = std::collections::BTreeMap::new();
-    let mut unchanged_packages = 0;
-    let mut prefixes: Vec<&str> = specs.iter().map(|s| s.prefix.as_str()).collect();
-    prefixes.dedup(); // specs are sorted by prefix
-    for prefix in prefixes {
-        let members: Vec<usize> = (0..specs.len())
-            .filter(|&i| specs[i].prefix == prefix)
-            .collect();
-        let fp = plan::fingerprint(
-            &members.iter().map(|&i| &specs[i]).collect::<Vec<_>>(),
-            &members.iter().map(|&i| &releases[i]).collect::<Vec<_>>(),
-            &key,
-        );
-        match publish::live_fingerprint(&opts.output, prefix) {
-            Some((live, count)) if live == fp && !opts.force => {
-                tracing::info!("{prefix}: up to date (upstream and sources unchanged)");
-                unchanged_packages += count;
-            }
-            _ => {
-                fingerprints.insert(prefix, fp);
-            }
-        }
-    }
+    let (fingerprints, unchanged_packages) =
+        plan::changed_prefixes(&specs, &releases, &key, &opts.output, opts.force);
     let (todo_specs, todo_releases): (Vec<spec::SourceSpec>, Vec<upstream::VerifiedRelease>) =
         specs
             .iter()
@@ -129,11 +108,8 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
             .map(|(s, r)| upstream::fetch_indices(&http, &cache, s, r)),
     ))?;
     timer.lap("upstream");
-    let mut plans = plan::plan_prefixes(&todo_specs, &fetched)?;
+    let plans = plan::plan_prefixes(&todo_specs, &fetched, &fingerprints)?;
     drop(fetched); // the plans own what they publish; free the index texts before downloading
-    for p in &mut plans {
-        p.fingerprint = fingerprints[p.prefix.as_str()].clone();
-    }
     timer.lap("resolve");
     let pool_files: Vec<pool::PoolFile> =
         plans.iter().flat_map(|p| p.pool.iter().cloned()).collect();

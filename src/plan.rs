@@ -23,21 +23,63 @@ const KEPT_FIELDS: [&str; 8] = [
     "ButAutomaticUpgrades",
 ];
 
-/// Plan every prefix; `fetched[i]` belongs to `specs[i]`.
+/// Each prefix with the positions of its sources in `specs` (sorted by prefix).
+pub fn prefixes(specs: &[SourceSpec]) -> Vec<(&str, Vec<usize>)> {
+    let mut out: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        match out.last_mut() {
+            Some((prefix, members)) if *prefix == spec.prefix => members.push(i),
+            _ => out.push((&spec.prefix, vec![i])),
+        }
+    }
+    out
+}
+
+/// Which prefixes need building: the fingerprint of each prefix whose inputs differ from its
+/// live tree's (all of them with `force`), and the package count of those left as they are.
+pub fn changed_prefixes(
+    specs: &[SourceSpec],
+    releases: &[crate::upstream::VerifiedRelease],
+    key: &crate::openpgp::SigningKey,
+    output: &std::path::Path,
+    force: bool,
+) -> (BTreeMap<String, String>, usize) {
+    let mut changed = BTreeMap::new();
+    let mut unchanged_packages = 0;
+    for (prefix, members) in prefixes(specs) {
+        let fp = fingerprint(
+            &members.iter().map(|&i| &specs[i]).collect::<Vec<_>>(),
+            &members.iter().map(|&i| &releases[i]).collect::<Vec<_>>(),
+            key,
+        );
+        match crate::publish::live_fingerprint(output, prefix) {
+            Some((live, count)) if live == fp && !force => {
+                tracing::info!("{prefix}: up to date (upstream and sources unchanged)");
+                unchanged_packages += count;
+            }
+            _ => {
+                changed.insert(prefix.to_owned(), fp);
+            }
+        }
+    }
+    (changed, unchanged_packages)
+}
+
+/// Plan every prefix; `fetched[i]` belongs to `specs[i]`, and `fingerprints` (from
+/// [`changed_prefixes`]) is recorded in each plan.
 pub fn plan_prefixes<'a>(
     specs: &'a [SourceSpec],
     fetched: &'a [FetchedSource],
+    fingerprints: &BTreeMap<String, String>,
 ) -> Result<Vec<PrefixPlan>> {
-    let mut prefixes: Vec<&str> = specs.iter().map(|s| s.prefix.as_str()).collect();
-    prefixes.dedup();
     let mut problems = Vec::new();
     let mut plans = Vec::new();
-    for prefix in prefixes {
-        let members: Vec<usize> = (0..specs.len())
-            .filter(|&i| specs[i].prefix == prefix)
-            .collect();
+    for (prefix, members) in prefixes(specs) {
         match plan_prefix(prefix, &members, specs, fetched) {
-            Ok(plan) => plans.push(plan),
+            Ok(mut plan) => {
+                plan.fingerprint = fingerprints.get(prefix).cloned().unwrap_or_default();
+                plans.push(plan);
+            }
             Err(e) => match e.downcast::<ResolveError>() {
                 Ok(r) => problems.extend(r.problems),
                 Err(other) => return Err(other),

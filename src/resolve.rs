@@ -486,39 +486,57 @@ mod tests {
         }
     }
 
-    /// Resolve `queries` over `text`; the selected `name=version` strings, or the error.
-    fn run(text: &str, queries: &[&str], settings: Settings) -> Result<Vec<String>, String> {
-        let indices = [IndexRef {
-            text,
-            path: "test",
-            origin: Origin {
-                source: 0,
-                dist: "d",
-                component: "main",
-            },
-        }];
+    /// Resolve `queries` (of the first source) over one index per source `(dist, text)`;
+    /// the selected `name=version@dist` strings, or the error.
+    fn run_sources(
+        sources: &[(&str, &str)],
+        queries: &[&str],
+        settings: Settings,
+    ) -> Result<Vec<String>, String> {
+        let indices: Vec<IndexRef> = sources
+            .iter()
+            .enumerate()
+            .map(|(source, (dist, text))| IndexRef {
+                text,
+                path: "test",
+                origin: Origin {
+                    source,
+                    dist,
+                    component: "main",
+                },
+            })
+            .collect();
         let universe = Universe::build("amd64", &indices).unwrap();
         let queries: Vec<Query> = queries.iter().map(|q| query(q)).collect();
-        let requests = [Request {
-            source: 0,
-            settings: &settings,
-            queries: &queries,
-            bootstrap_names: vec!["apt".into()],
-        }];
+        let requests: Vec<Request> = (0..sources.len())
+            .map(|source| Request {
+                source,
+                settings: &settings,
+                queries: if source == 0 { &queries } else { &[] },
+                bootstrap_names: vec!["apt".into()],
+            })
+            .collect();
         match resolve(&universe, &requests) {
             Ok(sel) => Ok(sel
                 .packages
                 .iter()
                 .map(|&id| {
-                    format!(
-                        "{}={}",
-                        universe.get(id).name,
-                        universe.get(id).version_text
-                    )
+                    let p = universe.get(id);
+                    format!("{}={}@{}", p.name, p.version_text, p.origin.dist)
                 })
                 .collect()),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// Resolve `queries` over one index; the selected `name=version` strings, or the error.
+    fn run(text: &str, queries: &[&str], settings: Settings) -> Result<Vec<String>, String> {
+        run_sources(&[("d", text)], queries, settings).map(|selected| {
+            selected
+                .into_iter()
+                .map(|s| s.trim_end_matches("@d").to_owned())
+                .collect()
+        })
     }
 
     #[test]
@@ -566,49 +584,12 @@ mod tests {
             ),
             ("nginx", "1-2", "amd64", ""),
         ]);
-        let origin = |source, dist| Origin {
-            source,
-            dist,
-            component: "main",
-        };
-        let indices = [
-            IndexRef {
-                text: &main,
-                path: "main",
-                origin: origin(0, "bookworm"),
-            },
-            IndexRef {
-                text: &security,
-                path: "security",
-                origin: origin(1, "bookworm-security"),
-            },
-        ];
-        let universe = Universe::build("amd64", &indices).unwrap();
-        let settings = Settings::default();
-        let queries = [query("nginx-light"), query("tool")];
-        let requests = [
-            Request {
-                source: 0,
-                settings: &settings,
-                queries: &queries,
-                bootstrap_names: vec![],
-            },
-            Request {
-                source: 1,
-                settings: &settings,
-                queries: &[],
-                bootstrap_names: vec![],
-            },
-        ];
-        let selection = resolve(&universe, &requests).unwrap();
-        let chosen: Vec<String> = selection
-            .packages
-            .iter()
-            .map(|&id| {
-                let p = universe.get(id);
-                format!("{}={}@{}", p.name, p.version_text, p.origin.dist)
-            })
-            .collect();
+        let chosen = run_sources(
+            &[("bookworm", &main), ("bookworm-security", &security)],
+            &["nginx-light", "tool"],
+            Settings::default(),
+        )
+        .unwrap();
         assert_eq!(
             chosen,
             [

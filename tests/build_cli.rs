@@ -17,58 +17,6 @@ use common::*;
 // fixtures
 // ---------------------------------------------------------------------------------------------
 
-const UPSTREAM_UID: &str = "Test Upstream <t@example.org>";
-
-/// An upstream archive served over HTTP plus an empty workspace.
-struct Fixture {
-    ws: Workspace,
-    server: Server,
-    repo: UpstreamRepo,
-    key: GpgKey,
-}
-
-impl Fixture {
-    fn new(archive: impl FnOnce(Upstream) -> Upstream) -> Fixture {
-        let key = GpgKey::generate(UPSTREAM_UID);
-        let repo = archive(Upstream::new(&key)).build();
-        let server = Server::start(repo.root());
-        Fixture {
-            ws: Workspace::new(),
-            server,
-            repo,
-            key,
-        }
-    }
-
-    /// A source folder pointing at this fixture's server and key.
-    fn source(&self, prefix: &str, name: &str) -> SourceBuilder<'_> {
-        self.ws
-            .source(prefix, name)
-            .url(&self.server.url())
-            .key(&self.key)
-    }
-
-    /// The archive used by most tests: two versions of app, of libfoo, and some bystanders.
-    fn basic() -> Fixture {
-        Fixture::new(basic_archive)
-    }
-}
-
-fn basic_archive(up: Upstream) -> Upstream {
-    up.dist("bookworm")
-        .component("main")
-        .package(Pkg::new("app", "1.0").depends("libfoo (>= 1)"))
-        .package(
-            Pkg::new("app", "2.0")
-                .depends("libfoo (>= 2)")
-                .pre_depends("base"),
-        )
-        .package(Pkg::new("libfoo", "1.0"))
-        .package(Pkg::new("libfoo", "2.1"))
-        .package(Pkg::new("base", "1.0"))
-        .package(Pkg::new("unrelated", "1.0"))
-}
-
 fn names(v: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
     v.sort();

@@ -30,8 +30,6 @@ use common::*;
 // fixtures and checks
 // ---------------------------------------------------------------------------------------------
 
-const UPSTREAM_UID: &str = "Hostile Upstream <h@example.org>";
-
 /// Applied to every build: a stall limit that a busy machine never reaches on 127.0.0.1, and
 /// short retry delays (20, 40, 80, 160 ms) so that retried failures stay fast.
 const FAST: &[(&str, &str)] = &[
@@ -39,32 +37,21 @@ const FAST: &[(&str, &str)] = &[
     ("MINI_MIRROR_RETRY_BASE_MS", "20"),
 ];
 
-/// An upstream archive served over HTTP plus a workspace with one source `p/s` on it.
-struct Fx {
-    ws: Workspace,
-    server: Server,
-    repo: UpstreamRepo,
-    key: GpgKey,
+/// The common [`Fixture`] with one source `p/s` (querying `app`) already written.
+struct Fx(Fixture);
+
+impl std::ops::Deref for Fx {
+    type Target = Fixture;
+    fn deref(&self) -> &Fixture {
+        &self.0
+    }
 }
 
 impl Fx {
     fn new(archive: impl FnOnce(Upstream) -> Upstream) -> Fx {
-        let key = GpgKey::generate(UPSTREAM_UID);
-        let repo = archive(Upstream::new(&key)).build();
-        let server = Server::start(repo.root());
-        let fx = Fx {
-            ws: Workspace::new(),
-            server,
-            repo,
-            key,
-        };
-        fx.ws
-            .source("p", "s")
-            .url(&fx.server.url())
-            .key(&fx.key)
-            .packages("app\n")
-            .write();
-        fx
+        let fx = Fixture::new(archive);
+        fx.source("p", "s").packages("app\n").write();
+        Fx(fx)
     }
 
     fn basic() -> Fx {
@@ -93,21 +80,6 @@ impl Fx {
     fn build_within(&self, limit: Duration, args: &[&str], env: &[(&str, &str)]) -> RunResult {
         run_with_timeout(self.command(args, env), limit)
     }
-}
-
-fn basic_archive(up: Upstream) -> Upstream {
-    up.dist("bookworm")
-        .component("main")
-        .package(Pkg::new("app", "1.0").depends("libfoo (>= 1)"))
-        .package(
-            Pkg::new("app", "2.0")
-                .depends("libfoo (>= 2)")
-                .pre_depends("base"),
-        )
-        .package(Pkg::new("libfoo", "1.0"))
-        .package(Pkg::new("libfoo", "2.1"))
-        .package(Pkg::new("base", "1.0"))
-        .package(Pkg::new("unrelated", "1.0"))
 }
 
 /// The basic archive plus app 3.0 (a version nothing has cached yet), carrying `tweak`.
@@ -413,15 +385,20 @@ fn inrelease_server_error_does_not_fall_back_to_release_gpg() {
     assert_recovers(&fx);
 }
 
+/// The upstream Release's Date minus one day, as Release files write dates.
+fn day_before_upstream_date(fx: &Fx) -> String {
+    let release = String::from_utf8(fx.repo.read("dists/bookworm/Release")).unwrap();
+    let date = ReleaseFile::parse(&release).date();
+    rfc2822(date.with_timezone(&chrono::Utc) - chrono::Duration::days(1))
+}
+
 /// Replay: after publishing with upstream Date D, a validly signed Release dated before D is
 /// refused (the builder remembers the last accepted InRelease in its cache).
 #[test]
 fn replayed_older_release_is_refused() {
     let fx = Fx::basic();
     fx.build().assert_success();
-    let d = ReleaseFile::parse(&String::from_utf8(fx.repo.read("dists/bookworm/Release")).unwrap())
-        .date();
-    let older = rfc2822(d.with_timezone(&chrono::Utc) - chrono::Duration::days(1));
+    let older = day_before_upstream_date(&fx);
     // The replayed Release is genuinely signed and even brings a new version.
     fx.repo.rebuild(&with_new_app(&fx.key, |p| p).date(&older));
     assert_rejected_keeping_tree(&fx, &["older"]);
@@ -434,9 +411,7 @@ fn replayed_older_release_is_refused() {
 fn replayed_older_release_via_release_gpg_is_refused() {
     let fx = Fx::basic();
     fx.build().assert_success();
-    let d = ReleaseFile::parse(&String::from_utf8(fx.repo.read("dists/bookworm/Release")).unwrap())
-        .date();
-    let older = rfc2822(d.with_timezone(&chrono::Utc) - chrono::Duration::days(1));
+    let older = day_before_upstream_date(&fx);
     fx.repo.rebuild(
         &with_new_app(&fx.key, |p| p)
             .date(&older)

@@ -2041,3 +2041,65 @@ pub fn apt_download(
     let ok = out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("E:");
     (ok, log)
 }
+
+// ---------------------------------------------------------------------------------------------
+// the fixture most tests start from
+// ---------------------------------------------------------------------------------------------
+
+/// An upstream archive built by the test, signed by a fresh GnuPG key, served on 127.0.0.1,
+/// and an empty workspace to build mirrors of it in.
+pub struct Fixture {
+    /// Where the mirror is built (sources/, output, cache, state).
+    pub ws: Workspace,
+    /// The upstream's HTTP server.
+    pub server: Server,
+    /// The upstream archive on disk.
+    pub repo: UpstreamRepo,
+    /// The upstream's signing key.
+    pub key: GpgKey,
+}
+
+impl Fixture {
+    /// Build the archive that `archive` describes and serve it.
+    pub fn new(archive: impl FnOnce(Upstream) -> Upstream) -> Fixture {
+        let key = GpgKey::generate("Test Upstream <t@example.org>");
+        let repo = archive(Upstream::new(&key)).build();
+        let server = Server::start(repo.root());
+        Fixture {
+            ws: Workspace::new(),
+            server,
+            repo,
+            key,
+        }
+    }
+
+    /// A source folder pointing at this fixture's server and key.
+    pub fn source(&self, prefix: &str, name: &str) -> SourceBuilder<'_> {
+        self.ws
+            .source(prefix, name)
+            .url(&self.server.url())
+            .key(&self.key)
+    }
+
+    /// The archive used by most tests: two versions of app, of libfoo, and some bystanders.
+    pub fn basic() -> Fixture {
+        Fixture::new(basic_archive)
+    }
+}
+
+/// bookworm/main with app 1.0 (Depends libfoo >= 1) and 2.0 (Depends libfoo >= 2,
+/// Pre-Depends base), libfoo 1.0 and 2.1, base, and an unrelated package.
+pub fn basic_archive(up: Upstream) -> Upstream {
+    up.dist("bookworm")
+        .component("main")
+        .package(Pkg::new("app", "1.0").depends("libfoo (>= 1)"))
+        .package(
+            Pkg::new("app", "2.0")
+                .depends("libfoo (>= 2)")
+                .pre_depends("base"),
+        )
+        .package(Pkg::new("libfoo", "1.0"))
+        .package(Pkg::new("libfoo", "2.1"))
+        .package(Pkg::new("base", "1.0"))
+        .package(Pkg::new("unrelated", "1.0"))
+}

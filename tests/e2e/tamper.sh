@@ -20,18 +20,7 @@ KEEP=0
 [ "${1:-}" = --keep ] && KEEP=1
 
 ensure_tools
-FX=$(mktemp -d /var/tmp/mm-tamper.XXXXXX)
-chmod 0755 "$FX"
-NGINX_PID_upstream=
-cleanup() {
-    local rc=$?
-    set +e
-    stop_pid "$NGINX_PID_upstream"
-    if [ "$KEEP" = 1 ]; then log "kept $FX"; else rm -rf --one-file-system "$FX"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+fixture_workdir tamper
 
 PASSED=0 FAILED=0
 ok() { PASSED=$((PASSED + 1)); echo "ok $*"; }

@@ -155,3 +155,22 @@ essential = false
 recommends = false
 EOF
 }
+
+# fixture_workdir NAME: make $FX, a fresh world-readable work dir for a fixture upstream, and
+# trap the script's exit to stop the upstream's nginx ($NGINX_PID_upstream) and remove $FX
+# (unless KEEP=1).
+fixture_workdir() {
+    FX=$(mktemp -d "/var/tmp/mm-$1.XXXXXX")
+    chmod 0755 "$FX"
+    NGINX_PID_upstream=
+    trap _fixture_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+_fixture_cleanup() {
+    local rc=$?
+    set +e
+    stop_pid "$NGINX_PID_upstream"
+    remove_workdir "$FX" "$KEEP"
+    exit "$rc"
+}

@@ -16,18 +16,7 @@ KEEP=0
 [ "${1:-}" = --keep ] && { KEEP=1; shift; }
 
 ensure_tools
-FX=$(mktemp -d /var/tmp/mm-hermetic.XXXXXX)
-chmod 0755 "$FX"
-NGINX_PID_upstream=
-cleanup() {
-    local rc=$?
-    set +e
-    stop_pid "$NGINX_PID_upstream"
-    if [ "$KEEP" = 1 ]; then log "kept $FX"; else rm -rf --one-file-system "$FX"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+fixture_workdir hermetic
 
 phase "hermetic: make upstream fixture" fixture_make "$FX"
 phase "hermetic: serve upstream on host loopback" fixture_serve "$FX"
