@@ -58,8 +58,8 @@ pub struct BuildReport {
     pub from_cache: usize,
     /// Wall time.
     pub elapsed: Duration,
-    /// Wall time of each phase, in order.
-    pub phases: Vec<(&'static str, Duration)>,
+    /// Each phase, in order.
+    pub phases: Vec<Phase>,
 }
 
 /// Run the whole pipeline. On any error the previously published trees are untouched.
@@ -135,18 +135,49 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     })
 }
 
-/// Wall time per pipeline phase, for `--timings` and benchmarks.
+/// What one pipeline phase cost, for `--timings` and benchmarks.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    /// `setup`, `upstream`, `resolve`, `pool` or `publish`.
+    pub name: &'static str,
+    /// Wall time.
+    pub wall: Duration,
+    /// Peak resident memory of the process so far (up to the end of this phase), in
+    /// bytes; Linux only.
+    pub peak_rss: Option<u64>,
+}
+
+/// Wall time and peak memory per pipeline phase.
 struct PhaseTimer {
     last: Option<Instant>,
-    phases: Vec<(&'static str, Duration)>,
+    phases: Vec<Phase>,
 }
 
 impl PhaseTimer {
     fn lap(&mut self, name: &'static str) {
         let now = Instant::now();
         if let Some(since) = self.last {
-            self.phases.push((name, now - since));
+            self.phases.push(Phase {
+                name,
+                wall: now - since,
+                peak_rss: peak_rss(),
+            });
         }
         self.last = Some(now);
     }
+}
+
+/// The process's peak resident memory so far (VmHWM). Never reset: benchmarks read the
+/// same figure from outside (`/usr/bin/time`).
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }

@@ -108,8 +108,16 @@ fn main() -> ExitCode {
     match mini_mirror::build(&opts) {
         Ok(r) => {
             if timings {
-                for (phase, took) in &r.phases {
-                    eprintln!("timing: {phase:<8} {:>8.3}s", took.as_secs_f64());
+                for phase in &r.phases {
+                    let peak = phase
+                        .peak_rss
+                        .map(|b| format!("  peak so far {:>4} MB", b / 1_000_000))
+                        .unwrap_or_default();
+                    eprintln!(
+                        "timing: {:<8} {:>8.3}s{peak}",
+                        phase.name,
+                        phase.wall.as_secs_f64()
+                    );
                 }
             }
             eprintln!(
