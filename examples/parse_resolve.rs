@@ -5,10 +5,10 @@
 //!
 //! `bench/parse-resolve.sh` fetches bookworm main amd64 (63k entries) and runs it.
 
+use mini_mirror::index_text::{self, Compression};
 use mini_mirror::resolve::{Request, resolve};
 use mini_mirror::spec::{Location, Query, Settings};
 use mini_mirror::universe::{IndexRef, Origin, Universe};
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -22,20 +22,15 @@ fn main() {
             .map(String::from)
             .to_vec();
     }
-    let raw = std::fs::read(&path).expect("read index");
     let t = Instant::now();
-    let mut text = String::new();
-    if path.ends_with(".xz") {
-        liblzma::read::XzDecoder::new(&raw[..])
-            .read_to_string(&mut text)
-            .unwrap();
-    } else if path.ends_with(".gz") {
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_string(&mut text)
-            .unwrap();
-    } else {
-        text = String::from_utf8(raw).unwrap();
-    }
+    // Decoded as a build decodes it: into a file-backed text beside the input.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (text, _) = index_text::decode(
+        std::fs::File::open(&path).expect("open index"),
+        Compression::of_path(&path),
+        dir.path(),
+    )
+    .expect("decode index");
     let decompress = t.elapsed();
     let queries: Vec<Query> = queries
         .iter()
@@ -86,13 +81,13 @@ fn main() {
     let (p, s) = (median(&mut parse), median(&mut solve));
     println!(
         "index: {} MB, {entries} entries; decompress {:.3}s",
-        text.len() / 1_000_000,
+        text.as_str().len() / 1_000_000,
         decompress.as_secs_f64()
     );
     println!(
         "parse {:.3}s ({:.0} MB/s), resolve {:.4}s ({selected} packages), parse+resolve {:.3}s",
         p.as_secs_f64(),
-        text.len() as f64 / 1e6 / p.as_secs_f64(),
+        text.as_str().len() as f64 / 1e6 / p.as_secs_f64(),
         s.as_secs_f64(),
         (p + s).as_secs_f64()
     );

@@ -6,7 +6,6 @@
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -119,26 +118,9 @@ impl Cache {
             .is_some_and(|m| m.len() == size)
     }
 
-    /// Read a cached file and check its hash again; `None` when absent or damaged.
-    pub fn read_blob(&self, sha256: &str, size: u64) -> Result<Option<Vec<u8>>> {
-        let path = self.blob_path(sha256)?;
-        let mut bytes = Vec::with_capacity(size as usize);
-        match File::open(&path) {
-            Ok(mut f) => {
-                f.read_to_end(&mut bytes)?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        }
-        if bytes.len() as u64 != size || hex::encode(Sha256::digest(&bytes)) != sha256 {
-            tracing::warn!(
-                "cache entry {} is damaged; fetching it again",
-                path.display()
-            );
-            let _ = std::fs::remove_file(&path);
-            return Ok(None);
-        }
-        Ok(Some(bytes))
+    /// Where temporary files of this run go (emptied when the cache is opened).
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
     }
 
     /// A new temporary file inside the cache (same filesystem as the store).
@@ -159,14 +141,6 @@ impl Cache {
         tmp.persist(&dest)
             .with_context(|| format!("moving a download into {}", dest.display()))?;
         Ok(dest)
-    }
-
-    /// Store verified bytes under their hash.
-    pub fn insert_bytes(&self, bytes: &[u8], sha256: &str) -> Result<()> {
-        let tmp = self.temp_path()?;
-        std::fs::write(&tmp, bytes)?;
-        self.insert_verified(tmp, sha256)?;
-        Ok(())
     }
 
     fn release_dir(&self, url: &str) -> PathBuf {

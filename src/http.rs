@@ -215,14 +215,16 @@ impl Http {
 
     /// Download `url` to `dest` (a temporary file), resuming with `Range` after a broken
     /// connection, and check it against `size` and `sha256` (lowercase hex).
-    /// `on_bytes` is called with each chunk's length, for progress.
+    /// `on_chunk` sees each chunk as it arrives (progress, or decoding on the fly); after a
+    /// broken connection it sees only the resumed part, and after a server ignored
+    /// `Range` it sees the whole file again.
     pub async fn download_verified(
         &self,
         url: &str,
         dest: &Path,
         size: u64,
         sha256: &str,
-        on_bytes: &(dyn Fn(u64) + Sync),
+        on_chunk: &(dyn Fn(&[u8]) + Sync),
     ) -> Result<()> {
         let mut file = tokio::fs::File::create(dest)
             .await
@@ -298,7 +300,7 @@ impl Http {
                         }
                         self.bytes_downloaded
                             .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                        on_bytes(chunk.len() as u64);
+                        on_chunk(&chunk);
                         hasher.update(&chunk);
                         file.write_all(&chunk).await?;
                     }

@@ -11,6 +11,7 @@
 pub mod cache;
 pub mod deb822;
 pub mod http;
+pub mod index_text;
 pub mod openpgp;
 pub mod plan;
 pub mod pool;

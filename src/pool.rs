@@ -152,8 +152,8 @@ async fn fetch_one(
         let _ = std::fs::remove_file(cache.blob_path(&file.sha256)?);
     }
     let tmp = cache.temp_path()?;
-    http.download_verified(&file.url, &tmp, file.size, &file.sha256, &|n| {
-        progress.bytes(n)
+    http.download_verified(&file.url, &tmp, file.size, &file.sha256, &|chunk| {
+        progress.bytes(chunk.len() as u64)
     })
     .await
     .with_context(|| format!("fetching {}", file.pool_path))?;

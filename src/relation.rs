@@ -170,17 +170,7 @@ pub fn parse_depends(field: &str) -> Result<Vec<Alternatives>> {
 /// Parse one `name[:qual] [(op version)] [arch list] [<profiles>]`.
 pub fn parse_dependency(text: &str) -> Result<Dependency> {
     let text = text.trim();
-    let name_end = text
-        .find(|c: char| c.is_whitespace() || c == '(' || c == '[' || c == '<')
-        .unwrap_or(text.len());
-    let (full_name, mut rest) = text.split_at(name_end);
-    let (name, qualifier) = match full_name.split_once(':') {
-        None => (full_name, ArchQualifier::None),
-        Some((n, "any")) => (n, ArchQualifier::Any),
-        Some((n, "native")) => (n, ArchQualifier::Native),
-        // A concrete architecture qualifier (`foo:amd64`) is treated as native here.
-        Some((n, _)) => (n, ArchQualifier::Native),
-    };
+    let (name, qualifier, mut rest) = split_name(text);
     check_package_name(name).with_context(|| format!("in dependency {text:?}"))?;
     rest = rest.trim_start();
     let mut version = None;
@@ -221,6 +211,21 @@ pub fn parse_dependency(text: &str) -> Result<Dependency> {
         version,
         arches,
     })
+}
+
+/// The name, its qualifier, and what follows, of a trimmed dependency.
+fn split_name(text: &str) -> (&str, ArchQualifier, &str) {
+    let name_end = text
+        .find(|c: char| c.is_whitespace() || c == '(' || c == '[' || c == '<')
+        .unwrap_or(text.len());
+    let (full_name, rest) = text.split_at(name_end);
+    match full_name.split_once(':') {
+        None => (full_name, ArchQualifier::None, rest),
+        Some((n, "any")) => (n, ArchQualifier::Any, rest),
+        Some((n, "native")) => (n, ArchQualifier::Native, rest),
+        // A concrete architecture qualifier (`foo:amd64`) is treated as native here.
+        Some((n, _)) => (n, ArchQualifier::Native, rest),
+    }
 }
 
 /// Parse `op version` (the inside of the parentheses).
@@ -293,6 +298,19 @@ pub fn parse_provides(field: &str) -> Result<Vec<Provided>> {
     Ok(out)
 }
 
+/// Check a `Provides` field as [`parse_provides`] does, and return the provided names
+/// as slices of it (nothing is kept but the slices).
+pub fn provided_names(field: &str) -> Result<Vec<&str>> {
+    parse_provides(field)?;
+    Ok(field
+        .split(',')
+        .flat_map(|group| group.split('|'))
+        .map(str::trim)
+        .filter(|alt| !alt.is_empty())
+        .map(|alt| split_name(alt).0)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,5 +366,23 @@ mod tests {
         assert_eq!(p[0].version, None);
         assert_eq!(p[1].version, Some("2.1".parse().unwrap()));
         assert!(parse_provides("foo (>= 1)").is_err());
+    }
+
+    #[test]
+    fn provided_names_agree_with_the_parser() {
+        for field in [
+            "mail-transport-agent, libfoo-abi (= 2.1)",
+            " aa:any ,bb(=1) ,, cc [amd64], dd<!nocheck>",
+            "librust-x+default-dev (= 1.0.2-1), librust-x-1-dev (= 1.0.2-1),",
+        ] {
+            let owned: Vec<String> = parse_provides(field)
+                .unwrap()
+                .into_iter()
+                .map(|p| p.name)
+                .collect();
+            assert_eq!(provided_names(field).unwrap(), owned, "{field:?}");
+        }
+        assert!(provided_names("foo (>= 1)").is_err());
+        assert!(provided_names("Bad_Name").is_err());
     }
 }

@@ -13,7 +13,7 @@
 
 use crate::relation::{Alternatives, ArchQualifier, Dependency, parse_depends};
 use crate::spec::{Location, MissingPolicy, Query, Settings};
-use crate::universe::{MultiArch, PkgId, Universe};
+use crate::universe::{MultiArch, PkgId, Priority, Universe};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 
@@ -201,7 +201,8 @@ impl<'a> Resolver<'_, 'a, '_> {
             .packages
             .iter()
             .filter(|p| {
-                p.origin.source == request.source && (p.essential || p.priority == "required")
+                p.origin.source == request.source
+                    && (p.essential || p.priority == Priority::Required)
             })
             .map(|p| p.name)
             .collect();
@@ -381,7 +382,7 @@ impl<'a> Resolver<'_, 'a, '_> {
             })
             .collect();
         out.extend(u.providers(&dep.name).iter().copied().filter(|&id| {
-            u.get(id).provides.iter().any(|prov| {
+            u.get(id).provides().iter().any(|prov| {
                 prov.name == dep.name
                     && match (&dep.version, &prov.version) {
                         (None, _) => true,
@@ -453,6 +454,7 @@ impl<'a> Resolver<'_, 'a, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index_text::IndexText;
     use crate::spec::{Location, Query, Settings};
     use crate::universe::{IndexRef, Origin};
 
@@ -493,10 +495,15 @@ mod tests {
         queries: &[&str],
         settings: Settings,
     ) -> Result<Vec<String>, String> {
+        let texts: Vec<IndexText> = sources
+            .iter()
+            .map(|(_, text)| IndexText::from(text.to_string()))
+            .collect();
         let indices: Vec<IndexRef> = sources
             .iter()
+            .zip(&texts)
             .enumerate()
-            .map(|(source, (dist, text))| IndexRef {
+            .map(|(source, ((dist, _), text))| IndexRef {
                 text,
                 path: "test",
                 origin: Origin {

@@ -1,12 +1,14 @@
 //! All packages one client architecture can see under a prefix: the union of every
 //! source's verified indices, indexed by name and by provided (virtual) name.
-//! Entries borrow from the index texts; nothing is copied.
+//! Entries borrow from the index texts; nothing is copied. The texts are file-backed
+//! ([`IndexText`]): pages the parser has passed are handed back to the kernel, so the
+//! resident cost of a universe is its tables, not its text.
 
 use crate::deb822;
+use crate::index_text::IndexText;
 use crate::relation::{self, Provided};
 use anyhow::{Context, Result, anyhow, bail};
 use debversion::Version;
-use rustc_hash::FxHashMap as HashMap;
 
 /// Position of a package in its [`Universe`].
 pub type PkgId = usize;
@@ -57,7 +59,7 @@ pub struct Package<'a> {
     /// `Essential: yes`.
     pub essential: bool,
     /// `Priority`.
-    pub priority: &'a str,
+    pub priority: Priority,
     /// Raw dependency fields (parsed on demand).
     pub pre_depends: &'a str,
     /// `Depends`.
@@ -66,8 +68,8 @@ pub struct Package<'a> {
     pub recommends: &'a str,
     /// `Suggests`.
     pub suggests: &'a str,
-    /// `Provides`, parsed.
-    pub provides: Vec<Provided>,
+    /// `Provides` (checked when the index was read; see [`Package::provides`]).
+    pub provides_text: &'a str,
     /// The whole paragraph, to republish verbatim (with our Filename).
     pub paragraph: &'a str,
     /// Where it came from.
@@ -75,6 +77,11 @@ pub struct Package<'a> {
 }
 
 impl Package<'_> {
+    /// The parsed `Provides`, on demand (few packages are ever asked).
+    pub fn provides(&self) -> Vec<Provided> {
+        relation::parse_provides(self.provides_text).expect("checked when the index was read")
+    }
+
     /// The parsed `Version`. Parsed on demand: keeping 60k parsed versions would cost more
     /// memory than the few comparisons a resolution makes cost time.
     pub fn version(&self) -> Version {
@@ -88,14 +95,64 @@ pub struct Universe<'a> {
     pub arch: String,
     /// Every package, in source order.
     pub packages: Vec<Package<'a>>,
-    by_name: HashMap<&'a str, Vec<PkgId>>,
-    providers: HashMap<String, Vec<PkgId>>,
+    by_name: NameMap<'a>,
+    providers: NameMap<'a>,
+}
+
+/// Package ids by a name borrowed from the index texts.
+type NameMap<'a> = hashbrown::HashMap<NameKey<'a>, Vec<PkgId>, rustc_hash::FxBuildHasher>;
+
+/// A name with its hash computed once: the tables can grow (rehash) without reading
+/// every name back from text the parser has already handed back to the kernel.
+#[derive(Clone, Copy)]
+struct NameKey<'a> {
+    hash: u64,
+    name: &'a str,
+}
+
+impl<'a> NameKey<'a> {
+    fn new(name: &'a str) -> NameKey<'a> {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        NameKey {
+            hash: BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(name),
+            name,
+        }
+    }
+}
+
+impl std::hash::Hash for NameKey<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl PartialEq for NameKey<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.name == other.name
+    }
+}
+
+impl Eq for NameKey<'_> {}
+
+/// A lookup by a name of any lifetime, for the keys of a [`NameMap`].
+struct Lookup<'n>(NameKey<'n>);
+
+impl std::hash::Hash for Lookup<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl<'a> hashbrown::Equivalent<NameKey<'a>> for Lookup<'_> {
+    fn equivalent(&self, key: &NameKey<'a>) -> bool {
+        self.0.hash == key.hash && self.0.name == key.name
+    }
 }
 
 /// One verified index with the place its packages are published.
 pub struct IndexRef<'a> {
     /// The decompressed index.
-    pub text: &'a str,
+    pub text: &'a IndexText,
     /// For error messages.
     pub path: &'a str,
     /// Where its packages go.
@@ -107,22 +164,26 @@ impl<'a> Universe<'a> {
     /// `binary-all`). Duplicate (name, version, arch) entries keep the first seen.
     pub fn build(arch: &str, indices: &[IndexRef<'a>]) -> Result<Universe<'a>> {
         // Sized up front: growing a 60k-entry Vec by doubling would briefly hold both copies.
-        let expected: usize = indices
-            .iter()
-            .map(|i| i.text.matches("\nPackage:").count() + 1)
-            .sum();
+        let expected: usize = indices.iter().map(|i| i.text.entries_hint()).sum();
         let mut packages: Vec<Package<'a>> = Vec::with_capacity(expected);
-        let mut by_name: HashMap<&'a str, Vec<PkgId>> = HashMap::default();
-        let mut providers: HashMap<String, Vec<PkgId>> = HashMap::default();
+        let mut by_name = NameMap::with_capacity_and_hasher(expected, Default::default());
+        let mut providers = NameMap::default();
         for index in indices {
-            for paragraph in deb822::paragraphs(index.text) {
+            let text = index.text.as_str();
+            let mut forgotten = 0;
+            for paragraph in deb822::paragraphs(text) {
                 let paragraph = paragraph.with_context(|| index.path.to_owned())?;
+                let offset = paragraph.text.as_ptr() as usize - text.as_ptr() as usize;
+                if offset - forgotten >= FORGET_EVERY {
+                    index.text.forget_before(offset);
+                    forgotten = offset;
+                }
                 let pkg = parse_package(&paragraph, index.origin)
                     .with_context(|| format!("{}: entry at line {}", index.path, paragraph.line))?;
                 if pkg.arch != arch && pkg.arch != "all" {
                     continue;
                 }
-                let same_name = by_name.entry(pkg.name).or_default();
+                let same_name = by_name.entry(NameKey::new(pkg.name)).or_default();
                 let duplicate = same_name
                     .iter()
                     .map(|&id| &packages[id])
@@ -141,11 +202,14 @@ impl<'a> Universe<'a> {
                 }
                 let id = packages.len();
                 same_name.push(id);
-                for prov in &pkg.provides {
-                    providers.entry(prov.name.clone()).or_default().push(id);
+                for name in relation::provided_names(pkg.provides_text)
+                    .with_context(|| format!("{}: {}: Provides", index.path, pkg.name))?
+                {
+                    providers.entry(NameKey::new(name)).or_default().push(id);
                 }
                 packages.push(pkg);
             }
+            index.text.done_parsing();
         }
         // Highest version first; ties keep source order (stable sort).
         for ids in by_name.values_mut().filter(|ids| ids.len() > 1) {
@@ -153,15 +217,6 @@ impl<'a> Universe<'a> {
                 ids.iter().map(|&id| (packages[id].version(), id)).collect();
             keyed.sort_by(|a, b| b.0.cmp(&a.0));
             *ids = keyed.into_iter().map(|(_, id)| id).collect();
-        }
-        for ids in providers.values_mut() {
-            ids.sort_by(|&a, &b| {
-                let (pa, pb) = (&packages[a], &packages[b]);
-                priority_rank(pa.priority)
-                    .cmp(&priority_rank(pb.priority))
-                    .then(pa.name.cmp(pb.name))
-                    .then_with(|| pb.version().cmp(&pa.version()))
-            });
         }
         Ok(Universe {
             arch: arch.to_owned(),
@@ -173,12 +228,28 @@ impl<'a> Universe<'a> {
 
     /// Real packages of this name, highest version first.
     pub fn by_name(&self, name: &str) -> &[PkgId] {
-        self.by_name.get(name).map_or(&[], Vec::as_slice)
+        self.by_name
+            .get(&Lookup(NameKey::new(name)))
+            .map_or(&[], Vec::as_slice)
     }
 
-    /// Packages that provide this name, most important first, then by name.
-    pub fn providers(&self, name: &str) -> &[PkgId] {
-        self.providers.get(name).map_or(&[], Vec::as_slice)
+    /// Packages that provide this name, most important first, then by name, then
+    /// highest version. Ordered when asked: sorting every provider list up front would
+    /// read most of the index text back in for the few names a resolution asks about.
+    pub fn providers(&self, name: &str) -> Vec<PkgId> {
+        let mut ids = self
+            .providers
+            .get(&Lookup(NameKey::new(name)))
+            .cloned()
+            .unwrap_or_default();
+        ids.sort_by(|&a, &b| {
+            let (pa, pb) = (&self.packages[a], &self.packages[b]);
+            pa.priority
+                .cmp(&pb.priority)
+                .then(pa.name.cmp(pb.name))
+                .then_with(|| pb.version().cmp(&pa.version()))
+        });
+        ids
     }
 
     /// The package with this id.
@@ -187,15 +258,38 @@ impl<'a> Universe<'a> {
     }
 }
 
-/// Lower is more important (`required` first); used to order providers deterministically.
-pub fn priority_rank(priority: &str) -> u8 {
-    match priority {
-        "required" => 0,
-        "important" => 1,
-        "standard" => 2,
-        "optional" => 3,
-        "extra" => 4,
-        _ => 5,
+/// How much parsed text may stay resident before it is handed back to the kernel.
+const FORGET_EVERY: usize = 4 << 20;
+
+/// `Priority` of a package; the order is importance (`Required` first), which orders
+/// providers deterministically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    /// `required`
+    Required,
+    /// `important`
+    Important,
+    /// `standard`
+    Standard,
+    /// `optional`
+    Optional,
+    /// `extra`
+    Extra,
+    /// Absent or unknown.
+    Other,
+}
+
+impl Priority {
+    /// The priority a `Priority` field value names.
+    pub fn parse(value: &str) -> Priority {
+        match value {
+            "required" => Priority::Required,
+            "important" => Priority::Important,
+            "standard" => Priority::Standard,
+            "optional" => Priority::Optional,
+            "extra" => Priority::Extra,
+            _ => Priority::Other,
+        }
     }
 }
 
@@ -303,12 +397,6 @@ fn parse_package<'a>(p: &deb822::Paragraph<'a>, origin: Origin<'a>) -> Result<Pa
         Some("allowed") => MultiArch::Allowed,
         _ => MultiArch::No,
     };
-    let provides = match f.provides {
-        Some(text) => {
-            relation::parse_provides(text).with_context(|| format!("{name}: Provides"))?
-        }
-        None => Vec::new(),
-    };
     Ok(Package {
         name,
         version_text,
@@ -319,12 +407,12 @@ fn parse_package<'a>(p: &deb822::Paragraph<'a>, origin: Origin<'a>) -> Result<Pa
         size,
         sha256,
         essential: f.essential.is_some_and(|v| v == "yes"),
-        priority: f.priority.unwrap_or(""),
+        priority: Priority::parse(f.priority.unwrap_or("")),
         pre_depends: f.pre_depends.unwrap_or(""),
         depends: f.depends.unwrap_or(""),
         recommends: f.recommends.unwrap_or(""),
         suggests: f.suggests.unwrap_or(""),
-        provides,
+        provides_text: f.provides.unwrap_or(""),
         paragraph: p.text,
         origin,
     })

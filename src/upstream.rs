@@ -5,14 +5,15 @@
 
 use crate::cache::{Cache, CachedRelease};
 use crate::deb822;
-use crate::http::{Conditional, Http};
+use crate::http::{Conditional, Http, HttpError};
+use crate::index_text::{self, ChunkReader, Compression, IndexText};
 use crate::openpgp::{self, GoodSignature, Keyring};
 use crate::spec::{KeySource, SourceSpec, is_safe_relative_path};
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::Read;
+use std::fs::File;
 
 /// Upper bound for files whose size no signed list gives (keys, InRelease, Release.gpg).
 const MAX_SMALL_FILE: u64 = 64 << 20;
@@ -65,8 +66,8 @@ pub struct Index {
     pub arch: String,
     /// Path below `dists/<dist>/`, for messages.
     pub path: String,
-    /// The index text.
-    pub text: String,
+    /// The decompressed index.
+    pub text: IndexText,
 }
 
 /// Everything verified about one source: its Release and its indices.
@@ -373,18 +374,14 @@ async fn fetch_index(
     if !is_safe_relative_path(&path) {
         bail!("unsafe index path {path:?}");
     }
-    let bytes = match cache.read_blob(&listed.sha256, listed.size)? {
-        Some(b) => b,
-        None => {
-            let bytes = download_index(http, release, &path, &listed).await?;
-            cache.insert_bytes(&bytes, &listed.sha256)?;
-            bytes
-        }
-    };
     let display = format!("{}/{}", release.dist_url, path);
-    let text = tokio::task::spawn_blocking(move || decompress(&path, bytes))
-        .await?
-        .with_context(|| display.clone())?;
+    let compression = Compression::of_path(&path);
+    let text = match decode_cached(cache, &listed, compression).await? {
+        Some(text) => text,
+        None => download_index(http, cache, release, &path, &listed, compression)
+            .await
+            .with_context(|| display.clone())?,
+    };
     Ok(Some(Index {
         component: component.to_owned(),
         arch: arch.to_owned(),
@@ -393,31 +390,118 @@ async fn fetch_index(
     }))
 }
 
+/// Decode the cached copy of a listed index, if there is one and it still hashes to
+/// what the Release lists; a damaged copy is removed (and fetched again by the caller).
+async fn decode_cached(
+    cache: &Cache,
+    listed: &ListedFile,
+    compression: Compression,
+) -> Result<Option<IndexText>> {
+    if !cache.has_blob(&listed.sha256, listed.size) {
+        return Ok(None);
+    }
+    let blob = cache.blob_path(&listed.sha256)?;
+    let tmp_dir = cache.tmp_dir();
+    let listed_copy = listed.clone();
+    let decoded = tokio::task::spawn_blocking(move || -> Result<IndexText> {
+        let (text, consumed) = index_text::decode(File::open(&blob)?, compression, &tmp_dir)?;
+        if consumed.size != listed_copy.size || consumed.sha256 != listed_copy.sha256 {
+            bail!("hash mismatch");
+        }
+        Ok(text)
+    })
+    .await?;
+    match decoded {
+        Ok(text) => Ok(Some(text)),
+        Err(e) => {
+            let blob = cache.blob_path(&listed.sha256)?;
+            tracing::warn!(
+                "cache entry {} is damaged ({e:#}); fetching it again",
+                blob.display()
+            );
+            let _ = std::fs::remove_file(&blob);
+            Ok(None)
+        }
+    }
+}
+
+/// Download a listed index into the cache (by hash when the archive offers it), decoding
+/// it while it arrives. The decoded text is kept only when the bytes it was decoded from
+/// hash to the listed SHA256 and the download itself verified; otherwise (a restarted
+/// transfer, say) the verified file is decoded again from the cache.
 async fn download_index(
     http: &Http,
+    cache: &Cache,
     release: &VerifiedRelease,
     path: &str,
     listed: &ListedFile,
-) -> Result<Vec<u8>> {
+    compression: Compression,
+) -> Result<IndexText> {
     let plain_url = format!("{}/{}", release.dist_url, path);
-    let mut body = None;
+    let tmp = cache.temp_path()?;
+    let tmp_dir = cache.tmp_dir();
+    let (chunks, reader) = ChunkReader::new();
+    let streamed = tokio::task::spawn_blocking({
+        let tmp_dir = tmp_dir.clone();
+        move || index_text::decode(reader, compression, &tmp_dir)
+    });
+    let feed = |chunk: &[u8]| {
+        // The decoder may have stopped (corrupt data): the download goes on regardless.
+        let _ = chunks.send(chunk.to_vec());
+    };
+    let mut downloaded = None;
     if release.acquire_by_hash {
         let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
         let by_hash = format!(
             "{}/{dir}/by-hash/SHA256/{}",
             release.dist_url, listed.sha256
         );
-        body = http.get(&by_hash, listed.size).await?;
+        match http
+            .download_verified(&by_hash, &tmp, listed.size, &listed.sha256, &feed)
+            .await
+        {
+            Err(e) if is_not_found(&e) => {}
+            result => downloaded = Some(result),
+        }
     }
-    let body = match body {
-        Some(b) => b,
+    let downloaded = match downloaded {
+        Some(result) => result,
         None => http
-            .get(&plain_url, listed.size)
-            .await?
-            .ok_or_else(|| anyhow!("{plain_url}: not found, though the Release lists it"))?,
+            .download_verified(&plain_url, &tmp, listed.size, &listed.sha256, &feed)
+            .await
+            .map_err(|e| {
+                if is_not_found(&e) {
+                    anyhow!("{plain_url}: not found, though the Release lists it")
+                } else {
+                    e
+                }
+            }),
     };
-    check_listed(&plain_url, &body, listed)?;
-    Ok(body)
+    drop(chunks); // end of input for the decoder
+    downloaded?;
+    let blob = cache.insert_verified(tmp, &listed.sha256)?;
+    if let Ok((text, consumed)) = streamed.await?
+        && consumed.size == listed.size
+        && consumed.sha256 == listed.sha256
+    {
+        return Ok(text);
+    }
+    // The streamed copy is not known to match: decode the verified file instead.
+    let listed = listed.clone();
+    tokio::task::spawn_blocking(move || {
+        let (text, consumed) = index_text::decode(File::open(&blob)?, compression, &tmp_dir)?;
+        if consumed.size != listed.size || consumed.sha256 != listed.sha256 {
+            bail!("{} changed under us", blob.display());
+        }
+        Ok(text)
+    })
+    .await?
+}
+
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<HttpError>()
+        .and_then(|h| h.status)
+        .is_some_and(|s| s == reqwest::StatusCode::NOT_FOUND || s == reqwest::StatusCode::GONE)
 }
 
 /// Check bytes against the size and SHA256 a signed Release lists for them.
@@ -439,79 +523,9 @@ pub fn check_listed(what: &str, bytes: &[u8], listed: &ListedFile) -> Result<()>
     Ok(())
 }
 
-fn decompress(path: &str, bytes: Vec<u8>) -> Result<String> {
-    let estimate = bytes.len() * 6;
-    let out = if path.ends_with(".xz") {
-        read_frugally(
-            liblzma::read::XzDecoder::new(&bytes[..]),
-            estimate,
-            MAX_INDEX_TEXT,
-        )
-        .context("corrupt xz data")?
-    } else if path.ends_with(".gz") {
-        read_frugally(
-            flate2::read::MultiGzDecoder::new(&bytes[..]),
-            estimate,
-            MAX_INDEX_TEXT,
-        )
-        .context("corrupt gzip data")?
-    } else {
-        bytes
-    };
-    String::from_utf8(out).map_err(|e| {
-        anyhow!(
-            "index is not UTF-8 (at byte {})",
-            e.utf8_error().valid_up_to()
-        )
-    })
-}
-
-/// No real index comes near this decompressed (bookworm main amd64: 50 MB); a small
-/// signed file that expands past it is a decompression bomb.
-const MAX_INDEX_TEXT: usize = 1 << 30;
-
-/// Read everything, growing the buffer by a quarter at a time instead of doubling it:
-/// a 50 MB index then peaks near 62 MB rather than 100 MB or more.
-fn read_frugally(mut reader: impl Read, estimate: usize, max: usize) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(estimate.min(max));
-    let mut chunk = vec![0u8; 1 << 16];
-    loop {
-        let n = reader.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(out);
-        }
-        if out.len() + n > max {
-            return Err(std::io::Error::other(format!(
-                "expands past {} MiB: refusing a decompression bomb",
-                max >> 20
-            )));
-        }
-        if out.len() + n > out.capacity() {
-            out.reserve_exact((out.capacity() / 4).max(n));
-        }
-        out.extend_from_slice(&chunk[..n]);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decompression_is_bounded() {
-        let mut bomb = Vec::new();
-        liblzma::read::XzEncoder::new(std::io::repeat(b'a').take(8 << 20), 6)
-            .read_to_end(&mut bomb)
-            .unwrap();
-        assert!(
-            bomb.len() < 8 << 10,
-            "8 MiB of one byte compresses to almost nothing"
-        );
-        let err = read_frugally(liblzma::read::XzDecoder::new(&bomb[..]), 0, 4 << 20).unwrap_err();
-        assert!(err.to_string().contains("decompression bomb"), "{err}");
-        let ok = read_frugally(liblzma::read::XzDecoder::new(&bomb[..]), 0, 8 << 20).unwrap();
-        assert_eq!(ok.len(), 8 << 20);
-    }
 
     #[test]
     fn dates_round_trip() {

@@ -1,6 +1,7 @@
 //! Replays every input kept in tests/fuzz_regressions/<target>/ (seeds, and every crash the
 //! fuzzers of fuzz/ ever found) through the same parsers: each must return, never panic.
 
+use mini_mirror::index_text::IndexText;
 use mini_mirror::openpgp::GoodSignature;
 use mini_mirror::universe::{IndexRef, Origin, Universe};
 use std::path::Path;
@@ -27,8 +28,9 @@ fn deb822_inputs_never_panic() {
         let Ok(text) = std::str::from_utf8(&data) else {
             continue;
         };
+        let text = IndexText::from(text.to_owned());
         let indices = [IndexRef {
-            text,
+            text: &text,
             path: &name,
             origin: Origin {
                 source: 0,

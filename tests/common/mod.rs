@@ -1104,6 +1104,8 @@ struct Fault {
     redirect_base: Option<String>,
     /// Reset the connection (TCP RST) after this many body bytes, once.
     reset_after: Option<usize>,
+    /// Answer a `Range` request with `200 OK` and the whole file (every time).
+    ignore_range: bool,
 }
 
 struct ServerState {
@@ -1202,6 +1204,12 @@ impl Server {
     /// paths ending with `path_suffix`.
     pub fn reset_after(&self, path_suffix: &str, bytes: usize) {
         self.with_fault(path_suffix, |f| f.reset_after = Some(bytes));
+    }
+
+    /// Answer `Range` requests for paths ending with `path_suffix` with the whole file
+    /// (`200 OK`), as servers without range support do.
+    pub fn ignore_range(&self, path_suffix: &str) {
+        self.with_fault(path_suffix, |f| f.ignore_range = true);
     }
 
     pub fn clear_faults(&self) {
@@ -1344,6 +1352,7 @@ fn handle_connection(conn: TcpStream, st: &ServerState) -> std::io::Result<()> {
     let mut stall_headers = None;
     let mut redirect_base = None;
     let mut reset_after = None;
+    let mut ignore_range = false;
     {
         let mut faults = st.faults.lock().unwrap();
         for (suffix, f) in faults.iter_mut() {
@@ -1367,6 +1376,7 @@ fn handle_connection(conn: TcpStream, st: &ServerState) -> std::io::Result<()> {
             if reset_after.is_none() {
                 reset_after = f.reset_after.take();
             }
+            ignore_range |= f.ignore_range;
         }
     }
     if let Some(d) = stall_headers {
@@ -1422,7 +1432,10 @@ fn handle_connection(conn: TcpStream, st: &ServerState) -> std::io::Result<()> {
     let mut start = 0usize;
     let mut status = "200 OK".to_string();
     let mut extra = Vec::new();
-    if let Some(r) = range.as_deref().and_then(|r| r.strip_prefix("bytes="))
+    if let Some(r) = range
+        .as_deref()
+        .filter(|_| !ignore_range)
+        .and_then(|r| r.strip_prefix("bytes="))
         && let Some(n) = r
             .strip_suffix('-')
             .and_then(|n| n.trim().parse::<usize>().ok())
