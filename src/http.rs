@@ -9,6 +9,7 @@ use reqwest::header::{
     CONTENT_RANGE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RANGE,
 };
 use sha2::{Digest, Sha256};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -73,6 +74,7 @@ impl Http {
             .unwrap_or(Duration::from_secs(60));
         let client = reqwest::Client::builder()
             .user_agent(concat!("mini-mirror/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(std::sync::Arc::new(ResolveOnce::default()))
             .connect_timeout(timeout.min(Duration::from_secs(20)))
             .read_timeout(timeout)
             .redirect(reqwest::redirect::Policy::limited(5))
@@ -338,6 +340,47 @@ impl Http {
             bail!("{url}: SHA256 mismatch: the index says {sha256}, the file has {got}");
         }
         Ok(())
+    }
+}
+
+/// Resolves each host name once per run (with the system resolver), however many
+/// connections are opened to it. A cold build opens dozens of connections to one
+/// archive at once; a resolver that drops some of that many simultaneous queries (as
+/// this project's CI resolver does) costs a 5 s retry each, during the build and again
+/// at exit while the stray lookups finish. A build is short, so no TTL is kept.
+#[derive(Default)]
+struct ResolveOnce {
+    hosts: std::sync::Mutex<
+        std::collections::HashMap<String, std::sync::Arc<tokio::sync::OnceCell<Vec<SocketAddr>>>>,
+    >,
+}
+
+impl reqwest::dns::Resolve for ResolveOnce {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        let cell = self
+            .hosts
+            .lock()
+            .expect("resolver cache lock")
+            .entry(host.clone())
+            .or_default()
+            .clone();
+        Box::pin(async move {
+            // A failed lookup is not kept: the next connection asks again.
+            let addrs = cell
+                .get_or_try_init(|| async move {
+                    tokio::task::spawn_blocking(move || {
+                        (host.as_str(), 0)
+                            .to_socket_addrs()
+                            .map(Iterator::collect::<Vec<SocketAddr>>)
+                    })
+                    .await
+                    .map_err(std::io::Error::other)?
+                })
+                .await?;
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.clone().into_iter());
+            Ok(addrs)
+        })
     }
 }
 

@@ -87,7 +87,10 @@ pub async fn fetch_all(
     let downloaded_bytes = AtomicU64::new(0);
     let from_cache = AtomicUsize::new(0);
     let errors = Mutex::new(Vec::new());
-    futures_util::stream::iter(files)
+    // Largest first: a big file started last would finish long after all the others.
+    let mut largest_first: Vec<&PoolFile> = files.iter().collect();
+    largest_first.sort_by_key(|f| std::cmp::Reverse(f.size));
+    futures_util::stream::iter(largest_first)
         .for_each_concurrent(jobs.max(1), |file| {
             let (progress, downloaded, downloaded_bytes, from_cache, errors) = (
                 &progress,
