@@ -9,11 +9,12 @@ use reqwest::header::{
     CONTENT_RANGE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RANGE,
 };
 use sha2::{Digest, Sha256};
+use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 
 /// How many times a failed request is tried in all.
 const ATTEMPTS: u32 = 5;
@@ -217,9 +218,8 @@ impl Http {
 
     /// Download `url` to `dest` (a temporary file), resuming with `Range` after a broken
     /// connection, and check it against `size` and `sha256` (lowercase hex).
-    /// `on_chunk` sees each chunk as it arrives (progress, or decoding on the fly); after a
-    /// broken connection it sees only the resumed part, and after a server ignored
-    /// `Range` it sees the whole file again.
+    /// `on_chunk` sees every byte of the file once, in order, as it arrives (progress, or
+    /// decoding on the fly).
     pub async fn download_verified(
         &self,
         url: &str,
@@ -228,22 +228,106 @@ impl Http {
         sha256: &str,
         on_chunk: &(dyn Fn(&[u8]) + Sync),
     ) -> Result<()> {
-        let mut file = tokio::fs::File::create(dest)
-            .await
-            .with_context(|| format!("creating {}", dest.display()))?;
+        let mut file =
+            std::fs::File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
         let mut hasher = Sha256::new();
-        let mut have: u64 = 0;
+        // Plain writes from the async task: they land in the page cache in microseconds,
+        // cheaper than a round trip to a blocking thread per chunk.
+        self.get_span(url, 0..size, size, &mut |chunk: &[u8]| {
+            hasher.update(chunk);
+            on_chunk(chunk);
+            file.write_all(chunk)
+        })
+        .await?;
+        // No fsync per file: cache hits are re-hashed before use, and publishing syncs
+        // the filesystem once before the switch.
+        let got = hex::encode(hasher.finalize());
+        if got != sha256 {
+            bail!("{url}: SHA256 mismatch: the index says {sha256}, the file has {got}");
+        }
+        Ok(())
+    }
+
+    /// Like [`download_verified`](Self::download_verified), for large files: `parts`
+    /// byte ranges are fetched at once over separate connections (one slow connection
+    /// no longer sets the pace), then the whole file is hashed. A server that ignores
+    /// `Range` gets one plain download instead.
+    pub async fn download_verified_in_parts(
+        &self,
+        url: &str,
+        dest: &Path,
+        size: u64,
+        sha256: &str,
+        parts: u64,
+        on_bytes: &(dyn Fn(u64) + Sync),
+    ) -> Result<()> {
+        let parts = parts.clamp(1, size.max(1));
+        if parts == 1 {
+            return self
+                .download_verified(url, dest, size, sha256, &|c| on_bytes(c.len() as u64))
+                .await;
+        }
+        let file =
+            std::fs::File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
+        file.set_len(size)?;
+        let bounds: Vec<u64> = (0..=parts).map(|i| size * i / parts).collect();
+        let fetches = bounds.windows(2).map(|w| {
+            let (start, end, file) = (w[0], w[1], &file);
+            let mut at = start;
+            async move {
+                self.get_span(url, start..end, size, &mut |chunk: &[u8]| {
+                    file.write_all_at(chunk, at)?;
+                    at += chunk.len() as u64;
+                    on_bytes(chunk.len() as u64);
+                    Ok(())
+                })
+                .await
+            }
+        });
+        match futures_util::future::try_join_all(fetches).await {
+            Ok(_) => {}
+            Err(e) if e.downcast_ref::<RangesUnsupported>().is_some() => {
+                tracing::debug!("{url}: no byte ranges; one plain download instead");
+                return self
+                    .download_verified(url, dest, size, sha256, &|_| {})
+                    .await;
+            }
+            Err(e) => return Err(e),
+        }
+        drop(file);
+        let dest = dest.to_path_buf();
+        let got = tokio::task::spawn_blocking(move || crate::pool::hash_file(&dest)).await??;
+        if got != sha256 {
+            bail!("{url}: SHA256 mismatch: the index says {sha256}, the file has {got}");
+        }
+        Ok(())
+    }
+
+    /// GET bytes `span` of the `total`-byte file at `url` and hand them, in order and
+    /// each once, to `sink`. A broken connection is resumed with `Range` (a server that
+    /// then answers with the whole file has the part already received skipped);
+    /// transient failures are retried with backoff. A span that is not the whole file,
+    /// asked of a server that ignores `Range`, fails with [`RangesUnsupported`].
+    async fn get_span(
+        &self,
+        url: &str,
+        span: std::ops::Range<u64>,
+        total: u64,
+        sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
+    ) -> Result<()> {
+        let mut have = span.start; // next byte wanted
         let mut last_error: Option<anyhow::Error> = None;
         let mut attempt = 0;
         let mut resumes = 0;
-        while attempt < ATTEMPTS {
+        while attempt < ATTEMPTS && have < span.end {
             attempt += 1;
             if attempt > 1 {
                 self.backoff(attempt - 1).await;
             }
             let mut req = self.client.get(url);
-            if have > 0 {
-                req = req.header(RANGE, format!("bytes={have}-"));
+            let whole_file = have == 0 && span.end == total;
+            if !whole_file {
+                req = req.header(RANGE, format!("bytes={have}-{}", span.end - 1));
             }
             let resp = match req.send().await {
                 Ok(r) => r,
@@ -253,20 +337,20 @@ impl Http {
                 }
             };
             let status = resp.status();
+            // Bytes of the body before the wanted one (a server that ignored Range).
+            let mut skip = 0;
             if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
                 bail!(HttpError {
                     url: url.to_owned(),
                     status: Some(status),
                     message: "not found on the upstream (the index lists it)".into()
                 });
-            }
-            if have > 0 && status == StatusCode::OK {
-                // The server ignored Range: start over.
-                file.set_len(0).await?;
-                file = tokio::fs::File::create(dest).await?;
-                hasher = Sha256::new();
-                have = 0;
-            } else if have > 0 && status == StatusCode::PARTIAL_CONTENT {
+            } else if status == StatusCode::OK && !whole_file {
+                if span.start > 0 || span.end < total {
+                    bail!(RangesUnsupported);
+                }
+                skip = have; // a resumed whole-file download: skip what we have
+            } else if status == StatusCode::PARTIAL_CONTENT && !whole_file {
                 let expected = format!("bytes {have}-");
                 let ok = resp
                     .headers()
@@ -276,7 +360,7 @@ impl Http {
                 if !ok {
                     bail!("{url}: server answered a Range request with the wrong range");
                 }
-            } else if !status.is_success() {
+            } else if !status.is_success() || status == StatusCode::PARTIAL_CONTENT {
                 let err = HttpError {
                     url: url.to_owned(),
                     status: Some(status),
@@ -292,25 +376,27 @@ impl Http {
             let mut stream = resp.bytes_stream();
             let mut broken = None;
             while let Some(chunk) = stream.next().await {
-                match chunk {
-                    Ok(chunk) => {
-                        have += chunk.len() as u64;
-                        if have > size {
-                            bail!(
-                                "{url}: size mismatch: more than the {size} bytes the index lists"
-                            );
-                        }
-                        self.bytes_downloaded
-                            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                        on_chunk(&chunk);
-                        hasher.update(&chunk);
-                        file.write_all(&chunk).await?;
-                    }
+                let chunk = match chunk {
+                    Ok(c) => c,
                     Err(e) => {
                         broken = Some(self.error(url, None, &e));
                         break;
                     }
+                };
+                self.bytes_downloaded
+                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                let mut chunk = &chunk[..];
+                let skipped = (skip as usize).min(chunk.len());
+                chunk = &chunk[skipped..];
+                skip -= skipped as u64;
+                if chunk.is_empty() {
+                    continue;
                 }
+                if have + chunk.len() as u64 > span.end {
+                    bail!("{url}: size mismatch: more than the {total} bytes the index lists");
+                }
+                sink(chunk).with_context(|| format!("{url}: writing the download"))?;
+                have += chunk.len() as u64;
             }
             if have > have_before && resumes < MAX_RESUMES {
                 // Progress was made: resume at once, with a fresh set of attempts.
@@ -319,29 +405,29 @@ impl Http {
             }
             if let Some(e) = broken {
                 last_error = Some(e.into());
-                continue;
-            }
-            if have < size {
+            } else if have < span.end {
                 last_error = Some(anyhow!(
-                    "{url}: connection closed after {have} of {size} bytes"
+                    "{url}: connection closed after {have} of {total} bytes"
                 ));
-                continue;
             }
-            break;
         }
-        if have != size {
+        if have < span.end {
             return Err(last_error.unwrap_or_else(|| anyhow!("{url}: download failed")));
-        }
-        // No fsync per file: cache hits are re-hashed before use, and publishing syncs
-        // the filesystem once before the switch.
-        file.flush().await?;
-        let got = hex::encode(hasher.finalize());
-        if got != sha256 {
-            bail!("{url}: SHA256 mismatch: the index says {sha256}, the file has {got}");
         }
         Ok(())
     }
 }
+
+/// A server answered a ranged request with the whole file.
+#[derive(Debug)]
+struct RangesUnsupported;
+
+impl std::fmt::Display for RangesUnsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the server does not serve byte ranges")
+    }
+}
+impl std::error::Error for RangesUnsupported {}
 
 /// Resolves each host name once per run (with the system resolver), however many
 /// connections are opened to it. A cold build opens dozens of connections to one

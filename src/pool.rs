@@ -74,6 +74,12 @@ pub fn pool_path(component: &str, source: &str, filename: &str) -> Result<String
     Ok(format!("pool/{component}/{letter}/{source}/{base}"))
 }
 
+/// A package file is fetched in byte ranges of about this size, over up to
+/// [`MAX_PARTS`] connections: one slow connection then no longer sets the pace for the
+/// largest files, which finish last.
+const PART_SIZE: u64 = 4 << 20;
+const MAX_PARTS: u64 = 4;
+
 /// Make sure every file is in the cache, verified; download what is missing, `jobs` at a time.
 pub async fn fetch_all(
     http: &Http,
@@ -155,8 +161,9 @@ async fn fetch_one(
         let _ = std::fs::remove_file(cache.blob_path(&file.sha256)?);
     }
     let tmp = cache.temp_path()?;
-    http.download_verified(&file.url, &tmp, file.size, &file.sha256, &|chunk| {
-        progress.bytes(chunk.len() as u64)
+    let parts = file.size.div_ceil(PART_SIZE).min(MAX_PARTS);
+    http.download_verified_in_parts(&file.url, &tmp, file.size, &file.sha256, parts, &|n| {
+        progress.bytes(n)
     })
     .await
     .with_context(|| format!("fetching {}", file.pool_path))?;

@@ -613,20 +613,22 @@ fn serve_truncated_index(fx: &Fx, ext: &str, keep: &[&str]) {
 }
 
 /// A truncated Packages.xz whose truncated hash is what the signed Release lists: a clear
-/// "corrupt data" error naming the index, no panic.
+/// "corrupt data" error naming the index, no panic. (The Release lists no .gz, so .xz is
+/// the one fetched.)
 #[test]
 fn truncated_xz_index_listed_in_release_is_a_clear_error() {
     let fx = published_then(|fx| with_new_app(&fx.key, |p| p));
-    serve_truncated_index(&fx, ".xz", &["", ".gz", ".xz"]);
+    serve_truncated_index(&fx, ".xz", &["", ".xz"]);
     assert_rejected_keeping_tree(&fx, &["Packages.xz", "corrupt"]);
     assert_recovers(&fx);
 }
 
-/// The same for Packages.gz (the Release lists no .xz, so .gz is the one fetched).
+/// The same for Packages.gz, listed beside an intact .xz: gzip is preferred, and a
+/// corrupt preferred index is an error, not a reason to try another.
 #[test]
 fn truncated_gz_index_listed_in_release_is_a_clear_error() {
     let fx = published_then(|fx| with_new_app(&fx.key, |p| p));
-    serve_truncated_index(&fx, ".gz", &["", ".gz"]);
+    serve_truncated_index(&fx, ".gz", &["", ".gz", ".xz"]);
     assert_rejected_keeping_tree(&fx, &["Packages.gz", "corrupt"]);
     assert_recovers(&fx);
 }
@@ -1014,6 +1016,90 @@ fn connection_reset_mid_file_is_resumed() {
     assert_cache_consistent(&fx.ws);
 }
 
+/// app 3.0 with a 10 MiB package file: fetched in 3 byte ranges of about 4 MiB.
+fn archive_with_large_package(up: Upstream) -> Upstream {
+    basic_archive(up).package(
+        Pkg::new("app", "3.0")
+            .depends("libfoo (>= 2)")
+            .payload_size(10 << 20),
+    )
+}
+
+/// The SHA256 of the published copy of a pool file, and of the upstream one.
+fn published_and_upstream_sha256(fx: &Fx, pool: &str) -> (String, String) {
+    let published = std::fs::read(fx.ws.output().join("p").join(pool)).unwrap();
+    (sha256_hex(&published), sha256_hex(&fx.repo.read(pool)))
+}
+
+/// A large package is fetched as parallel byte ranges; the published file is the
+/// upstream one, byte for byte.
+#[test]
+fn large_package_is_fetched_in_parts() {
+    let fx = Fx::new(archive_with_large_package);
+    fx.build().assert_success();
+    assert_eq!(assert_tree_consistent(&fx.ws), new_set());
+    let deb = Pkg::new("app", "3.0").deb_name();
+    let mut ranges: Vec<String> = fx
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with(&deb))
+        .map(|r| r.range.unwrap_or_else(|| "whole file".into()))
+        .collect();
+    ranges.sort();
+    assert_eq!(ranges.len(), 3, "{ranges:?}");
+    assert!(ranges.iter().all(|r| r.starts_with("bytes=")), "{ranges:?}");
+    assert!(
+        ranges.iter().any(|r| r.starts_with("bytes=0-")),
+        "{ranges:?}"
+    );
+    let (published, upstream) =
+        published_and_upstream_sha256(&fx, &Pkg::new("app", "3.0").pool_path("main"));
+    assert_eq!(published, upstream);
+    assert_cache_consistent(&fx.ws);
+}
+
+/// Fetching in parts survives a reset part (resumed), a server that ignores `Range` (one
+/// plain download instead), and refuses a tampered file (the whole file is hashed).
+#[test]
+fn large_package_in_parts_survives_faults_and_refuses_tampering() {
+    let deb = Pkg::new("app", "3.0").deb_name();
+    let pool = Pkg::new("app", "3.0").pool_path("main");
+
+    let fx = Fx::new(archive_with_large_package);
+    fx.server.reset_after(&deb, 1 << 20);
+    fx.build().assert_success();
+    assert_eq!(assert_tree_consistent(&fx.ws), new_set());
+    assert!(
+        fx.server.requested(&deb) >= 4,
+        "the reset part was not resumed"
+    );
+    let (published, upstream) = published_and_upstream_sha256(&fx, &pool);
+    assert_eq!(published, upstream, "after a reset part");
+
+    let fx = Fx::new(archive_with_large_package);
+    fx.server.ignore_range(&deb);
+    fx.build().assert_success();
+    assert_eq!(assert_tree_consistent(&fx.ws), new_set());
+    let plain = fx
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with(&deb) && r.range.is_none())
+        .count();
+    assert_eq!(plain, 1, "no plain download after the server ignored Range");
+    let (published, upstream) = published_and_upstream_sha256(&fx, &pool);
+    assert_eq!(published, upstream, "from a server without ranges");
+
+    let fx = published_then(|fx| with_new_app(&fx.key, |p| p.payload_size(10 << 20)));
+    fx.repo.tamper(&pool, |d| {
+        let middle = d.len() / 2;
+        d[middle] ^= 0xff;
+    });
+    assert_rejected_keeping_tree(&fx, &["SHA256 mismatch", &deb]);
+    assert_recovers(&fx);
+}
+
 /// The basic archive plus app 3.0 whose Description does not compress well, so that its
 /// Packages.xz is large enough (about 100 KB) to be cut in the middle.
 fn archive_with_large_index(up: Upstream) -> Upstream {
@@ -1033,7 +1119,8 @@ fn hard_to_compress_description() -> String {
     desc
 }
 
-const AMD64_INDEX: &str = "main/binary-amd64/Packages.xz";
+/// The index a build fetches (gzip is preferred when listed).
+const AMD64_INDEX: &str = "main/binary-amd64/Packages.gz";
 
 /// A connection reset in the middle of an index is resumed with `Range`; the index text,
 /// decoded while it arrives, is the verified one and the build is right.
@@ -1053,12 +1140,12 @@ fn connection_reset_mid_index_is_resumed() {
     assert_cache_consistent(&fx.ws);
 }
 
-/// The same, from a server that ignores `Range` and sends the whole index again: what was
-/// decoded on the fly saw the first part twice, so it is dropped and the verified file
-/// decoded instead. Checked for each format the Release may list alone (a plain index
-/// with a doubled part would still read as text: only the hash check tells).
+/// The same, from a server that ignores `Range` and sends the whole index again: the part
+/// already received is skipped, so the text decoded on the fly is the listed one. Checked
+/// for each format the Release may list alone (a plain index with a doubled part would
+/// still read as text).
 #[test]
-fn index_restarted_from_zero_is_decoded_from_the_verified_file() {
+fn server_ignoring_range_on_resume_gives_the_listed_index() {
     for ext in [".xz", ".gz", ""] {
         let fx = Fx::new(archive_with_large_index);
         let index = format!("main/binary-amd64/Packages{ext}");

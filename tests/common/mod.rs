@@ -1430,17 +1430,25 @@ fn handle_connection(conn: TcpStream, st: &ServerState) -> std::io::Result<()> {
     };
 
     let mut start = 0usize;
+    let mut end = data.len(); // exclusive
     let mut status = "200 OK".to_string();
     let mut extra = Vec::new();
+    // `bytes=N-` and `bytes=N-M` (one range; multipart ranges are not needed).
     if let Some(r) = range
         .as_deref()
         .filter(|_| !ignore_range)
         .and_then(|r| r.strip_prefix("bytes="))
-        && let Some(n) = r
-            .strip_suffix('-')
-            .and_then(|n| n.trim().parse::<usize>().ok())
+        && let Some((first, last)) = r.split_once('-')
+        && let Ok(n) = first.trim().parse::<usize>()
     {
-        if n >= data.len() {
+        let last = match last.trim() {
+            "" => Some(data.len().saturating_sub(1)),
+            m => m
+                .parse::<usize>()
+                .ok()
+                .map(|m| m.min(data.len().saturating_sub(1))),
+        };
+        let Some(last) = last.filter(|&m| n < data.len() && m >= n) else {
             send_head(
                 &mut w,
                 "416 Range Not Satisfiable",
@@ -1448,15 +1456,16 @@ fn handle_connection(conn: TcpStream, st: &ServerState) -> std::io::Result<()> {
                 0,
             )?;
             return w.flush();
-        }
+        };
         start = n;
+        end = last + 1;
         status = "206 Partial Content".into();
         extra.push((
             "Content-Range".into(),
-            format!("bytes {}-{}/{}", n, data.len() - 1, data.len()),
+            format!("bytes {}-{}/{}", n, last, data.len()),
         ));
     }
-    let body = &data[start..];
+    let body = &data[start..end];
     send_head(&mut w, &status, &extra, body.len())?;
     w.flush()?;
     if method == "HEAD" {
