@@ -10,6 +10,9 @@ request is appended to LOGFILE:
 The benchmark notes the log's line count before a command and sums the lines added by it.
 Keep-alive is supported on both sides (one upstream connection per client connection and
 host), so the proxy does not change how many TCP/HTTP connections a tool opens upstream.
+Each host name is resolved once for the whole run (both tools share the answer): the
+resolver on the benchmark machine stalls 5 s on some of many simultaneous lookups, which
+would otherwise land on whichever tool opens more connections.
 
 Usage: count-proxy.py PORTFILE LOGFILE    (binds 127.0.0.1 on a free port, writes it to PORTFILE)
 """
@@ -28,6 +31,16 @@ HOP_BY_HOP = {
 CHUNK = 256 * 1024
 LOG_LOCK = threading.Lock()
 LOG = None
+RESOLVED = {}  # (host, port) -> address, resolved once
+RESOLVE_LOCK = threading.Lock()
+
+
+def resolve(host, port):
+    with RESOLVE_LOCK:
+        if (host, port) not in RESOLVED:
+            family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+            RESOLVED[(host, port)] = addr[0]
+        return RESOLVED[(host, port)]
 
 
 def log(line):
@@ -56,7 +69,8 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         if fresh and key in self.upstreams:
             self.upstreams.pop(key).close()
         if key not in self.upstreams:
-            self.upstreams[key] = http.client.HTTPConnection(host, port, timeout=120)
+            # Connect to the address resolved once; the Host header still names the host.
+            self.upstreams[key] = http.client.HTTPConnection(resolve(host, port), port, timeout=120)
         return self.upstreams[key]
 
     def _forward(self):
