@@ -4,7 +4,6 @@
 //! and under its hash: upstream names never become cache paths.
 
 use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -146,7 +145,7 @@ impl Cache {
     fn release_dir(&self, url: &str) -> PathBuf {
         self.root
             .join("release")
-            .join(hex::encode(Sha256::digest(url.as_bytes())))
+            .join(crate::sha256::hex_digest(url.as_bytes()))
     }
 
     /// The last body received from `url` (an InRelease), if any.

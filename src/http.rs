@@ -2,13 +2,13 @@
 //! (HTTP_PROXY / HTTPS_PROXY / NO_PROXY, either case), timeouts, bounded redirects,
 //! retries with backoff, and resumable downloads that hash while they write.
 
+use crate::sha256::Sha256;
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{
     CONTENT_RANGE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RANGE,
 };
-use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::fs::FileExt;
@@ -241,7 +241,7 @@ impl Http {
         .await?;
         // No fsync per file: cache hits are re-hashed before use, and publishing syncs
         // the filesystem once before the switch.
-        let got = hex::encode(hasher.finalize());
+        let got = hasher.hex();
         if got != sha256 {
             bail!("{url}: SHA256 mismatch: the index says {sha256}, the file has {got}");
         }
@@ -288,8 +288,9 @@ impl Http {
             Ok(_) => {}
             Err(e) if e.downcast_ref::<RangesUnsupported>().is_some() => {
                 tracing::debug!("{url}: no byte ranges; one plain download instead");
+                // No body byte was taken from the ranged answers: progress starts afresh.
                 return self
-                    .download_verified(url, dest, size, sha256, &|_| {})
+                    .download_verified(url, dest, size, sha256, &|c| on_bytes(c.len() as u64))
                     .await;
             }
             Err(e) => return Err(e),

@@ -10,9 +10,9 @@
 //! ([`ChunkReader`]). The decoder hashes every compressed byte it consumes; the caller
 //! keeps the text only when that hash is the one the signed Release lists.
 
+use crate::sha256::Sha256;
 use anyhow::{Context, Result, anyhow, bail};
 use memmap2::{Mmap, UncheckedAdvice};
-use sha2::{Digest, Sha256};
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
@@ -73,15 +73,19 @@ impl IndexText {
         self.entries_hint
     }
 
-    /// Let the kernel drop the resident pages before byte `offset`: the parser is past
-    /// them. Borrowed text there stays valid; touching it again reads it back in.
-    pub fn forget_before(&self, offset: usize) {
+    /// Let the kernel drop the resident pages that lie wholly within `bytes`: the parser
+    /// is past them. Borrowed text there stays valid; touching it again reads it back in.
+    pub fn forget(&self, bytes: std::ops::Range<usize>) {
         if let Storage::Mapped(map) = &self.storage {
-            let end = offset.min(map.len()) & !(page_size() - 1);
-            if end > 0 {
+            let page = page_size();
+            let start = bytes.start.next_multiple_of(page);
+            let end = bytes.end.min(map.len()) & !(page - 1);
+            if end > start {
                 // Safety: the map is a read-only, file-backed, private mapping of a file
                 // nobody writes: after MADV_DONTNEED its pages read back unchanged.
-                let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, 0, end) };
+                let _ = unsafe {
+                    map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start)
+                };
             }
         }
     }
@@ -91,7 +95,7 @@ impl IndexText {
     /// The parser is through: forget every page, and read back only the pages later
     /// lookups touch (no read-around: those lookups are scattered).
     pub fn done_parsing(&self) {
-        self.forget_before(usize::MAX);
+        self.forget(0..usize::MAX);
         if let Storage::Mapped(map) = &self.storage {
             let _ = map.advise(memmap2::Advice::Random);
         }
@@ -186,7 +190,7 @@ fn decode_at_most(
     let map = unsafe { Mmap::map(&file) }.context("mapping the decompressed index")?;
     let _ = map.advise(memmap2::Advice::Sequential);
     let consumed = Consumed {
-        sha256: hex::encode(input.hasher.finalize()),
+        sha256: input.hasher.hex(),
         size: input.size,
     };
     Ok((
@@ -251,7 +255,11 @@ impl TextSink {
         if self.last_byte == b'\n' && chunk.starts_with(b"Package:") {
             self.entries += 1;
         }
-        let text = std::str::from_utf8(chunk).unwrap_or_default();
+        let text = match std::str::from_utf8(chunk) {
+            Ok(text) => text,
+            // A character cut at the end of the chunk (checked above): count up to it.
+            Err(e) => std::str::from_utf8(&chunk[..e.valid_up_to()]).unwrap_or_default(),
+        };
         self.entries += text.matches("\nPackage:").count();
         self.last_byte = chunk.last().copied().unwrap_or(self.last_byte);
         self.out.write_all(chunk)?;
@@ -350,9 +358,9 @@ mod tests {
         let (decoded, consumed) = decode(&compressed[..], Compression::Xz, dir.path()).unwrap();
         assert_eq!(decoded.as_str(), text);
         assert_eq!(consumed.size, compressed.len() as u64);
-        assert_eq!(consumed.sha256, hex::encode(Sha256::digest(&compressed)));
+        assert_eq!(consumed.sha256, crate::sha256::hex_digest(&compressed));
         assert!(decoded.entries_hint() >= 2);
-        decoded.forget_before(text.len());
+        decoded.forget(0..text.len());
         assert_eq!(
             decoded.as_str(),
             text,

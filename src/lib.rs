@@ -18,6 +18,7 @@ pub mod pool;
 pub mod publish;
 pub mod relation;
 pub mod resolve;
+pub mod sha256;
 pub mod spec;
 pub mod universe;
 pub mod upstream;

@@ -263,15 +263,15 @@ pub fn fingerprint(
     releases: &[&crate::upstream::VerifiedRelease],
     key: &crate::openpgp::SigningKey,
 ) -> String {
-    use sha2::{Digest, Sha256};
+    use crate::sha256::Sha256;
     let mut h = Sha256::new();
-    h.update(concat!("mini-mirror ", env!("CARGO_PKG_VERSION"), "\n"));
-    h.update(key.fingerprint().to_hex());
+    h.update(concat!("mini-mirror ", env!("CARGO_PKG_VERSION"), "\n").as_bytes());
+    h.update(key.fingerprint().to_hex().as_bytes());
     for (spec, release) in specs.iter().zip(releases) {
         h.update(format!("\n{spec:?}\n").as_bytes());
         h.update(release.text.as_bytes());
     }
-    hex::encode(h.finalize())
+    h.hex()
 }
 
 /// What `debootstrap --variant=minbase` installs by name besides `Priority: required`.

@@ -6,10 +6,10 @@
 
 use crate::cache::Cache;
 use crate::http::Http;
+use crate::sha256::Sha256;
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sha2::{Digest, Sha256};
 use std::io::{IsTerminal, Read};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -183,7 +183,7 @@ pub fn hash_file(path: &std::path::Path) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hex::encode(hasher.finalize()))
+    Ok(hasher.hex())
 }
 
 /// A progress bar on a terminal, a line every 10% otherwise.

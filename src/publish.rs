@@ -12,8 +12,7 @@ use crate::pool::PoolFile;
 use crate::upstream::{format_date, parse_date};
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
-use md5::Md5;
-use sha2::{Digest, Sha256};
+use md5::{Digest, Md5};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -163,7 +162,7 @@ fn write_dist(root: &Path, live: &Path, dist: &DistPlan, key: &SigningKey) -> Re
                 ("Packages.gz", gz?),
                 ("Packages.xz", xz?),
             ] {
-                let sha256 = hex::encode(Sha256::digest(&bytes));
+                let sha256 = crate::sha256::hex_digest(&bytes);
                 let path = dir.join(name);
                 write_file(&path, &bytes)?;
                 std::fs::hard_link(&path, dir.join("by-hash/SHA256").join(&sha256))?;

@@ -11,7 +11,6 @@ use crate::openpgp::{self, GoodSignature, Keyring};
 use crate::spec::{KeySource, SourceSpec, is_safe_relative_path};
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs::File;
 
@@ -518,7 +517,7 @@ pub fn check_listed(what: &str, bytes: &[u8], listed: &ListedFile) -> Result<()>
             bytes.len()
         );
     }
-    let got = hex::encode(Sha256::digest(bytes));
+    let got = crate::sha256::hex_digest(bytes);
     if got != listed.sha256 {
         bail!(
             "{what}: SHA256 mismatch: the signed Release says {}, got {got}",
