@@ -226,9 +226,14 @@ run_mini_mirror() {
     record mini-mirror "$kind" "$round" cpu "$T_CPU"
     record mini-mirror "$kind" "$round" bytes "$bytes"
     record mini-mirror "$kind" "$round" requests "$reqs"
-    awk '/^timing:/ {sub(/s$/, "", $3); print $2, $3}' "$TMP/logs/$label.out" | while read -r ph secs; do
-      record mini-mirror "$kind" "$round" "phase:$ph" "$secs"
-    done
+    # "timing: <phase> <secs>s  peak so far <MB> MB": the process peak so far at the phase's end
+    awk '/^timing:/ {sub(/s$/, "", $3); print $2, $3, ($7 == "" ? "-" : $7)}' "$TMP/logs/$label.out" |
+      while read -r ph secs peak_mb; do
+        record mini-mirror "$kind" "$round" "phase:$ph" "$secs"
+        if [ "$peak_mb" != "-" ]; then
+          record mini-mirror "$kind" "$round" "phase_rss:$ph" "$((peak_mb * 1000000 / 1024))"
+        fi
+      done
     record mini-mirror "$kind" "$round" summary "$(grep '^summary:' "$TMP/logs/$label.out" | sed 's/^summary: //')"
     record mini-mirror "$kind" "$round" packages "$(count_published "$d/public" "$TMP/pkgs-mini-mirror.txt")"
     record mini-mirror "$kind" "$round" signed "$(check_signatures "$d/public")"

@@ -144,6 +144,9 @@ def main():
             fc = med(nums(d, tool, "force", "phase:" + p))
             w(f"| {tool} | {name} | {fmt_s(c)} | {fmt_s(wm)} | {fmt_s(fc) if fc is not None else ''} | {rss} |")
     w("")
+    w("Peak RSS per phase: aptly, each sub-command's own peak; mini-mirror, the process's peak so far "
+      "at the end of the phase (its `--timings` output).")
+    w("")
 
     # link throughput and the network floor
     url = d.get(("link", "-", "url"), [None])[0]
