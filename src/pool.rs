@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Read};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use tokio::sync::Semaphore;
 
 /// One file to put in the published pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +81,8 @@ pub fn pool_path(component: &str, source: &str, filename: &str) -> Result<String
 const PART_SIZE: u64 = 4 << 20;
 const MAX_PARTS: u64 = 4;
 
-/// Make sure every file is in the cache, verified; download what is missing, `jobs` at a time.
+/// Make sure every file is in the cache, verified; download what is missing, with at
+/// most `jobs` requests to upstream at a time (a large file takes several when free).
 pub async fn fetch_all(
     http: &Http,
     cache: &Cache,
@@ -93,20 +95,22 @@ pub async fn fetch_all(
     let downloaded_bytes = AtomicU64::new(0);
     let from_cache = AtomicUsize::new(0);
     let errors = Mutex::new(Vec::new());
+    let connections = Semaphore::new(jobs.max(1));
     // Largest first: a big file started last would finish long after all the others.
     let mut largest_first: Vec<&PoolFile> = files.iter().collect();
     largest_first.sort_by_key(|f| std::cmp::Reverse(f.size));
     futures_util::stream::iter(largest_first)
         .for_each_concurrent(jobs.max(1), |file| {
-            let (progress, downloaded, downloaded_bytes, from_cache, errors) = (
+            let (progress, downloaded, downloaded_bytes, from_cache, errors, connections) = (
                 &progress,
                 &downloaded,
                 &downloaded_bytes,
                 &from_cache,
                 &errors,
+                &connections,
             );
             async move {
-                let result = fetch_one(http, cache, file, progress).await;
+                let result = fetch_one(http, cache, file, progress, connections).await;
                 match result {
                     Ok(true) => {
                         from_cache.fetch_add(1, Ordering::Relaxed);
@@ -145,6 +149,7 @@ async fn fetch_one(
     cache: &Cache,
     file: &PoolFile,
     progress: &Progress,
+    connections: &Semaphore,
 ) -> Result<bool> {
     if cache.has_blob(&file.sha256, file.size) {
         let path = cache.blob_path(&file.sha256)?;
@@ -161,7 +166,13 @@ async fn fetch_one(
         let _ = std::fs::remove_file(cache.blob_path(&file.sha256)?);
     }
     let tmp = cache.temp_path()?;
-    let parts = file.size.div_ceil(PART_SIZE).min(MAX_PARTS);
+    let _connection = connections.acquire().await?;
+    // More connections for the parts of a large file, if free now.
+    let wanted = file.size.div_ceil(PART_SIZE).clamp(1, MAX_PARTS) as u32;
+    let extra = (1..wanted)
+        .rev()
+        .find_map(|n| connections.try_acquire_many(n).ok());
+    let parts = 1 + extra.as_ref().map_or(0, |p| p.num_permits() as u64);
     http.download_verified_in_parts(&file.url, &tmp, file.size, &file.sha256, parts, &|n| {
         progress.bytes(n)
     })

@@ -1100,6 +1100,47 @@ fn large_package_in_parts_survives_faults_and_refuses_tampering() {
     assert_recovers(&fx);
 }
 
+/// `--jobs N` bounds the requests in flight to upstream, the byte ranges of a large file
+/// included; a large file still gets ranges when connections are free.
+#[test]
+fn jobs_bounds_the_requests_in_flight() {
+    let libs: Vec<String> = (0..12).map(|i| format!("lib{i:02}")).collect();
+    let archive = |up: Upstream| {
+        let mut up = archive_with_large_package(up).package(
+            Pkg::new("app", "3.1")
+                .depends(&libs.join(", "))
+                .payload_size(10 << 20),
+        );
+        for lib in &libs {
+            up = up.package(Pkg::new(lib, "1.0"));
+        }
+        up
+    };
+    for jobs in [3, 8] {
+        let fx = Fx::new(archive);
+        fx.server.delay(".deb", Duration::from_millis(150));
+        fx.build_with(&["--jobs", &jobs.to_string()], &[])
+            .assert_success();
+        let most = fx.server.max_in_flight();
+        assert!(most <= jobs, "--jobs {jobs}: {most} requests at once");
+        assert!(most >= 2, "--jobs {jobs}: requests never overlapped");
+        let deb = Pkg::new("app", "3.1").deb_name();
+        let ranged = fx
+            .server
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with(&deb) && r.range.is_some())
+            .count();
+        if jobs == 8 {
+            assert!(
+                ranged >= 2,
+                "--jobs 8: the 10 MiB file was not fetched in ranges"
+            );
+        }
+        assert_cache_consistent(&fx.ws);
+    }
+}
+
 /// The basic archive plus app 3.0 whose Description does not compress well, so that its
 /// Packages.xz is large enough (about 100 KB) to be cut in the middle.
 fn archive_with_large_index(up: Upstream) -> Upstream {

@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -1113,6 +1113,26 @@ struct ServerState {
     stop: AtomicBool,
     requests: Mutex<Vec<Request>>,
     faults: Mutex<Vec<(String, Fault)>>,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+/// Counts a request as in flight until dropped.
+struct InFlight<'a>(&'a ServerState);
+
+impl<'a> InFlight<'a> {
+    fn start(st: &'a ServerState) -> InFlight<'a> {
+        let now = st.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        st.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(st)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Tiny HTTP/1.1 file server on 127.0.0.1. Stops when dropped.
@@ -1131,6 +1151,8 @@ impl Server {
             stop: AtomicBool::new(false),
             requests: Mutex::new(Vec::new()),
             faults: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
         });
         let st = state.clone();
         let accept = thread::spawn(move || {
@@ -1210,6 +1232,11 @@ impl Server {
     /// (`200 OK`), as servers without range support do.
     pub fn ignore_range(&self, path_suffix: &str) {
         self.with_fault(path_suffix, |f| f.ignore_range = true);
+    }
+
+    /// The most requests this server was answering at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.max_in_flight.load(Ordering::SeqCst)
     }
 
     pub fn clear_faults(&self) {
@@ -1300,6 +1327,7 @@ fn handle_connection(conn: TcpStream, st: &ServerState) -> std::io::Result<()> {
     if reader.read_line(&mut line)? == 0 {
         return Ok(());
     }
+    let mut in_flight = Some(InFlight::start(st));
     let mut headers: Vec<(String, String)> = Vec::new();
     loop {
         let mut h = String::new();
@@ -1490,9 +1518,16 @@ fn handle_connection(conn: TcpStream, st: &ServerState) -> std::io::Result<()> {
         return Ok(());
     }
     let limit = drop_after.unwrap_or(usize::MAX).min(body.len());
-    for chunk in body[..limit].chunks(16 * 1024) {
+    let chunks = body[..limit].chunks(16 * 1024);
+    let last = chunks.len().saturating_sub(1);
+    for (i, chunk) in chunks.enumerate() {
         if st.stop.load(Ordering::SeqCst) {
             return Ok(());
+        }
+        if i == last {
+            // Done counting before the client can see the end of the body and reuse
+            // its slot: the count never shows a request the client already finished.
+            in_flight.take();
         }
         w.write_all(chunk)?;
     }
