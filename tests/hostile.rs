@@ -787,6 +787,15 @@ fn duplicate_field_in_index_entry_is_refused_or_not_republished() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// The published entry of `app` (bookworm main amd64).
+fn published_app(fx: &Fx) -> Stanza {
+    fx.ws
+        .packages("p", "bookworm", "main", "amd64")
+        .into_iter()
+        .find(|s| s.package() == "app")
+        .expect("app is published")
+}
+
 /// Description text of `lines` lines of 64 characters (continuation lines).
 fn long_description(lines: usize) -> String {
     let mut s = String::with_capacity(lines * 66);
@@ -813,14 +822,8 @@ fn enormous_description_is_mirrored_in_bounded_time() {
         .assert_success();
     let took = t.elapsed();
     assert_eq!(assert_tree_consistent(&fx.ws), new_set());
-    let app = fx
-        .ws
-        .packages("p", "bookworm", "main", "amd64")
-        .into_iter()
-        .find(|s| s.package() == "app")
-        .unwrap();
     assert_eq!(
-        app.req("Description"),
+        published_app(&fx).req("Description"),
         desc,
         "Description not republished verbatim"
     );
@@ -1204,14 +1207,8 @@ fn server_ignoring_range_on_resume_gives_the_listed_index() {
         fx.build().assert_success();
         assert_eq!(assert_tree_consistent(&fx.ws), new_set(), "{index}");
         assert_eq!(fx.server.requested(&index), 2, "{index}");
-        let app = fx
-            .ws
-            .packages("p", "bookworm", "main", "amd64")
-            .into_iter()
-            .find(|s| s.package() == "app")
-            .unwrap();
         assert_eq!(
-            app.req("Description"),
+            published_app(&fx).req("Description"),
             hard_to_compress_description(),
             "{index}"
         );
