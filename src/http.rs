@@ -394,7 +394,10 @@ impl Http {
                     continue;
                 }
                 if have + chunk.len() as u64 > span.end {
-                    bail!("{url}: size mismatch: more than the {total} bytes the index lists");
+                    if span.end == total {
+                        bail!("{url}: size mismatch: more than the {total} bytes the index lists");
+                    }
+                    bail!("{url}: the server sent more than the byte range asked for");
                 }
                 sink(chunk).with_context(|| format!("{url}: writing the download"))?;
                 have += chunk.len() as u64;

@@ -3,7 +3,7 @@
 //! A verified index is decoded into an unnamed temporary file and read back through a
 //! read-only memory map. The parser borrows from the map exactly as it would from a
 //! `String`, but pages it has read can be handed back to the kernel
-//! ([`IndexText::forget_before`]) and are re-read from the file if touched again: a
+//! ([`IndexText::forget`]) and are re-read from the file if touched again: a
 //! 60 MB index then costs a few megabytes of resident memory instead of 60.
 //!
 //! Decoding is streamed: it can run while the compressed file is still downloading
@@ -89,9 +89,7 @@ impl IndexText {
             }
         }
     }
-}
 
-impl IndexText {
     /// The parser is through: forget every page, and read back only the pages later
     /// lookups touch (no read-around: those lookups are scattered).
     pub fn done_parsing(&self) {

@@ -1,8 +1,9 @@
 //! All packages one client architecture can see under a prefix: the union of every
 //! source's verified indices, indexed by name and by provided (virtual) name.
-//! Entries borrow from the index texts; nothing is copied. The texts are file-backed
-//! ([`IndexText`]): pages the parser has passed are handed back to the kernel, so the
-//! resident cost of a universe is its tables, not its text.
+//! Entries borrow from the index texts (only names are copied, for the lookup tables).
+//! The texts are file-backed ([`IndexText`]): pages the parser has passed are handed
+//! back to the kernel, so the resident cost of a universe is its tables, not its text.
+//! A large index is parsed in runs on every core.
 
 use crate::deb822;
 use crate::index_text::IndexText;
