@@ -241,11 +241,7 @@ impl Http {
         .await?;
         // No fsync per file: cache hits are re-hashed before use, and publishing syncs
         // the filesystem once before the switch.
-        let got = hasher.hex();
-        if got != sha256 {
-            bail!("{url}: SHA256 mismatch: the index says {sha256}, the file has {got}");
-        }
-        Ok(())
+        check_sha256(url, sha256, hasher.hex())
     }
 
     /// Like [`download_verified`](Self::download_verified), for large files: `parts`
@@ -297,11 +293,9 @@ impl Http {
         }
         drop(file);
         let dest = dest.to_path_buf();
-        let got = tokio::task::spawn_blocking(move || crate::pool::hash_file(&dest)).await??;
-        if got != sha256 {
-            bail!("{url}: SHA256 mismatch: the index says {sha256}, the file has {got}");
-        }
-        Ok(())
+        let got =
+            tokio::task::spawn_blocking(move || crate::sha256::hex_digest_file(&dest)).await??;
+        check_sha256(url, sha256, got)
     }
 
     /// GET bytes `span` of the `total`-byte file at `url` and hand them, in order and
@@ -420,6 +414,13 @@ impl Http {
         }
         Ok(())
     }
+}
+
+fn check_sha256(url: &str, expected: &str, got: String) -> Result<()> {
+    if got != expected {
+        bail!("{url}: SHA256 mismatch: the index says {expected}, the file has {got}");
+    }
+    Ok(())
 }
 
 /// A server answered a ranged request with the whole file.

@@ -134,6 +134,13 @@ pub struct Consumed {
     pub size: u64,
 }
 
+impl Consumed {
+    /// Whether what was consumed is exactly the file of this size and SHA256.
+    pub fn is(&self, size: u64, sha256: &str) -> bool {
+        self.size == size && self.sha256 == sha256
+    }
+}
+
 /// Decode `input` into a new [`IndexText`] whose backing file lives in `dir`, and say
 /// exactly which compressed bytes it came from (all of `input`, to its end).
 pub fn decode(

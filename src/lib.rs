@@ -68,7 +68,7 @@ pub struct BuildReport {
 pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let started = Instant::now();
     let mut timer = PhaseTimer {
-        last: Some(started),
+        last: started,
         phases: Vec::new(),
     };
     let specs = spec::read_sources(&opts.sources)?;
@@ -145,41 +145,36 @@ pub struct Phase {
     /// Wall time.
     pub wall: Duration,
     /// Peak resident memory of the process so far (up to the end of this phase), in
-    /// bytes; Linux only.
+    /// bytes.
     pub peak_rss: Option<u64>,
 }
 
 /// Wall time and peak memory per pipeline phase.
 struct PhaseTimer {
-    last: Option<Instant>,
+    last: Instant,
     phases: Vec<Phase>,
 }
 
 impl PhaseTimer {
     fn lap(&mut self, name: &'static str) {
         let now = Instant::now();
-        if let Some(since) = self.last {
-            self.phases.push(Phase {
-                name,
-                wall: now - since,
-                peak_rss: peak_rss(),
-            });
-        }
-        self.last = Some(now);
+        self.phases.push(Phase {
+            name,
+            wall: now - self.last,
+            peak_rss: peak_rss(),
+        });
+        self.last = now;
     }
 }
 
-/// The process's peak resident memory so far (VmHWM). Never reset: benchmarks read the
-/// same figure from outside (`/usr/bin/time`).
+/// The process's peak resident memory so far: the figure `/usr/bin/time` reports.
 fn peak_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // Safety: getrusage fills the struct it is given, and says so by returning 0.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // Safety: initialized by the successful call above. Linux counts in KiB.
+    let kib = unsafe { usage.assume_init() }.ru_maxrss;
+    u64::try_from(kib).ok().map(|k| k * 1024)
 }

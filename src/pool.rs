@@ -6,11 +6,11 @@
 
 use crate::cache::Cache;
 use crate::http::Http;
-use crate::sha256::Sha256;
+use crate::sha256;
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::Semaphore;
@@ -155,7 +155,8 @@ async fn fetch_one(
         let path = cache.blob_path(&file.sha256)?;
         let sha = file.sha256.clone();
         let intact =
-            tokio::task::spawn_blocking(move || hash_file(&path).map(|h| h == sha)).await??;
+            tokio::task::spawn_blocking(move || sha256::hex_digest_file(&path).map(|h| h == sha))
+                .await??;
         if intact {
             return Ok(true);
         }
@@ -180,21 +181,6 @@ async fn fetch_one(
     .with_context(|| format!("fetching {}", file.pool_path))?;
     cache.insert_verified(tmp, &file.sha256)?;
     Ok(false)
-}
-
-/// SHA256 of a file, lowercase hex.
-pub fn hash_file(path: &std::path::Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.hex())
 }
 
 /// A progress bar on a terminal, a line every 10% otherwise.

@@ -37,6 +37,23 @@ pub fn hex_digest(data: &[u8]) -> String {
     h.hex()
 }
 
+/// SHA256 of a file's contents, lowercase hex.
+pub fn hex_digest_file(path: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    use std::io::Read;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(h.hex());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -405,20 +405,9 @@ async fn decode_cached(
         return Ok(None);
     }
     let blob = cache.blob_path(&listed.sha256)?;
-    let tmp_dir = cache.tmp_dir();
-    let listed_copy = listed.clone();
-    let decoded = tokio::task::spawn_blocking(move || -> Result<IndexText> {
-        let (text, consumed) = index_text::decode(File::open(&blob)?, compression, &tmp_dir)?;
-        if consumed.size != listed_copy.size || consumed.sha256 != listed_copy.sha256 {
-            bail!("hash mismatch");
-        }
-        Ok(text)
-    })
-    .await?;
-    match decoded {
+    match decode_file(blob.clone(), compression, cache.tmp_dir(), listed.clone()).await {
         Ok(text) => Ok(Some(text)),
         Err(e) => {
-            let blob = cache.blob_path(&listed.sha256)?;
             tracing::warn!(
                 "cache entry {} is damaged ({e:#}); fetching it again",
                 blob.display()
@@ -485,17 +474,26 @@ async fn download_index(
     downloaded?;
     let blob = cache.insert_verified(tmp, &listed.sha256)?;
     if let Ok((text, consumed)) = streamed.await?
-        && consumed.size == listed.size
-        && consumed.sha256 == listed.sha256
+        && consumed.is(listed.size, &listed.sha256)
     {
         return Ok(text);
     }
     // The streamed copy is not known to match: decode the verified file instead.
-    let listed = listed.clone();
+    decode_file(blob, compression, tmp_dir, listed.clone()).await
+}
+
+/// Decode an index file, failing unless its bytes are exactly the listed ones.
+async fn decode_file(
+    path: std::path::PathBuf,
+    compression: Compression,
+    tmp_dir: std::path::PathBuf,
+    listed: ListedFile,
+) -> Result<IndexText> {
     tokio::task::spawn_blocking(move || {
-        let (text, consumed) = index_text::decode(File::open(&blob)?, compression, &tmp_dir)?;
-        if consumed.size != listed.size || consumed.sha256 != listed.sha256 {
-            bail!("{} changed under us", blob.display());
+        let file = File::open(&path).with_context(|| format!("reading {}", path.display()))?;
+        let (text, consumed) = index_text::decode(file, compression, &tmp_dir)?;
+        if !consumed.is(listed.size, &listed.sha256) {
+            bail!("{}: not the listed size and SHA256", path.display());
         }
         Ok(text)
     })

@@ -1257,6 +1257,24 @@ fn damaged_cached_index_is_fetched_again() {
     assert_cache_consistent(&fx.ws);
 }
 
+/// Build with MINI_MIRROR_HTTP_TIMEOUT=2 against a stalled `url`: the build must fail
+/// naming it within 40 s and leave the published tree as it was. Returns how long it took.
+#[track_caller]
+fn assert_times_out_naming(fx: &Fx, url: &str) -> Duration {
+    let t = Instant::now();
+    let before = fx.ws.snapshot();
+    let r = fx.build_within(
+        Duration::from_secs(90),
+        &[],
+        &[("MINI_MIRROR_HTTP_TIMEOUT", "2")],
+    );
+    let took = t.elapsed();
+    r.assert_failure_mentioning(&[url]);
+    assert_eq!(before, fx.ws.snapshot());
+    assert!(took < Duration::from_secs(40), "took {took:?}");
+    took
+}
+
 /// A server that stops sending (headers sent, body never comes) for longer than
 /// MINI_MIRROR_HTTP_TIMEOUT=2: a clear error naming the URL, after the retries, in bounded
 /// time.
@@ -1266,17 +1284,7 @@ fn stalled_download_times_out_naming_the_url() {
     let deb = Pkg::new("app", "3.0").deb_name();
     fx.server.delay(&deb, Duration::from_secs(600));
     let url = format!("{}{}", fx.server.url(), app3_pool());
-    let t = Instant::now();
-    let before = fx.ws.snapshot();
-    let r = fx.build_within(
-        Duration::from_secs(90),
-        &[],
-        &[("MINI_MIRROR_HTTP_TIMEOUT", "2")],
-    );
-    let took = t.elapsed();
-    r.assert_failure_mentioning(&[&url]);
-    assert_eq!(before, fx.ws.snapshot());
-    assert!(took < Duration::from_secs(40), "took {took:?}");
+    let took = assert_times_out_naming(&fx, &url);
     eprintln!(
         "stalled body: failed after {took:?}, {} requests",
         fx.server.requested(&deb)
@@ -1291,17 +1299,7 @@ fn stalled_inrelease_times_out_naming_the_url() {
     fx.server
         .stall_headers("/dists/bookworm/InRelease", Duration::from_secs(600));
     let url = format!("{}dists/bookworm/InRelease", fx.server.url());
-    let t = Instant::now();
-    let before = fx.ws.snapshot();
-    let r = fx.build_within(
-        Duration::from_secs(90),
-        &[],
-        &[("MINI_MIRROR_HTTP_TIMEOUT", "2")],
-    );
-    let took = t.elapsed();
-    r.assert_failure_mentioning(&[&url]);
-    assert_eq!(before, fx.ws.snapshot());
-    assert!(took < Duration::from_secs(40), "took {took:?}");
+    assert_times_out_naming(&fx, &url);
     assert_recovers(&fx);
 }
 
