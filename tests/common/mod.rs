@@ -213,6 +213,7 @@ struct KeyInner {
     home: TempDir,
     fpr: String,
     passphrase: String,
+    /// The clock gpg signs with, when not the real one.
     faked_time: Option<String>,
 }
 
@@ -259,14 +260,18 @@ impl GpgKey {
         )
     }
 
-    fn create(uid: &str, passphrase: &str, expiry: &str, faked_time: Option<&str>) -> GpgKey {
+    /// `faked`: (the time the key is made at, the time it signs at). gpg's faked clock
+    /// runs on from the time given, so signing must start later than the key was made:
+    /// a key made a second "in the future" of the signing clock is unusable.
+    fn create(uid: &str, passphrase: &str, expiry: &str, faked: Option<(&str, &str)>) -> GpgKey {
+        let (made_at, signs_at) = faked.unzip();
         let home = tempfile::Builder::new().prefix("gpg").tempdir().unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(home.path(), fs::Permissions::from_mode(0o700)).unwrap();
         }
-        run_checked(Self::gpg_in(home.path(), faked_time, passphrase).args([
+        run_checked(Self::gpg_in(home.path(), made_at, passphrase).args([
             "--quick-gen-key",
             uid,
             "rsa2048",
@@ -274,7 +279,7 @@ impl GpgKey {
             expiry,
         ]));
         let out = run_checked(
-            Self::gpg_in(home.path(), faked_time, passphrase)
+            Self::gpg_in(home.path(), signs_at, passphrase)
                 .args(["--with-colons", "--list-secret-keys"]),
         );
         let listing = String::from_utf8(out.stdout).unwrap();
@@ -288,7 +293,7 @@ impl GpgKey {
             home,
             fpr,
             passphrase: passphrase.to_string(),
-            faked_time: faked_time.map(str::to_string),
+            faked_time: signs_at.map(str::to_string),
         }))
     }
 
@@ -303,9 +308,9 @@ impl GpgKey {
     }
 
     /// A key created on 2020-01-01 with a one-day lifetime: everything it signs is dated
-    /// 2020-01-01 (while it was valid), and it is expired now.
+    /// 2020-01-01 (an hour later, while it was valid), and it is expired now.
     pub fn generate_expired(uid: &str) -> GpgKey {
-        Self::create(uid, "", "1d", Some("20200101T000000"))
+        Self::create(uid, "", "1d", Some(("20200101T000000", "20200101T010000")))
     }
 
     pub fn fingerprint(&self) -> &str {
