@@ -8,7 +8,7 @@
 use mini_mirror::index_text::{self, Compression};
 use mini_mirror::resolve::{Request, resolve};
 use mini_mirror::spec::{Location, Query, Settings};
-use mini_mirror::universe::{IndexRef, Origin, Universe};
+use mini_mirror::universe::{Client, IndexRef, Origin, Universe};
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -56,11 +56,21 @@ fn main() {
             path: &path,
             origin: Origin {
                 source: 0,
+                url: "http://upstream",
                 dist: "d",
                 component: "main",
+                pin: 500,
             },
         }];
-        let universe = Universe::build("amd64", &indices).expect("parse");
+        let universe = Universe::build(
+            &Client {
+                native: "amd64".into(),
+                foreign: Vec::new(),
+            },
+            &indices,
+            &|_, _| false,
+        )
+        .expect("parse");
         parse.push(t.elapsed());
         let t = Instant::now();
         let requests = [Request {

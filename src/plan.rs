@@ -6,10 +6,10 @@ use crate::pool::{PoolFile, pool_path};
 use crate::publish::{DistPlan, Entry, PrefixPlan};
 use crate::resolve::{Request, ResolveError, resolve};
 use crate::spec::SourceSpec;
-use crate::universe::{IndexRef, Origin, Universe};
+use crate::universe::{Client, IndexRef, Origin, Universe};
 use crate::upstream::FetchedSource;
 use anyhow::{Context, Result, bail};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Release fields copied from upstream into our Release, in this order.
 const KEPT_FIELDS: [&str; 8] = [
@@ -98,11 +98,18 @@ fn plan_prefix<'a>(
     specs: &'a [SourceSpec],
     fetched: &'a [FetchedSource],
 ) -> Result<PrefixPlan> {
-    let mut arches: Vec<&str> = Vec::new();
+    let mut natives: Vec<&str> = Vec::new();
+    let mut foreign: Vec<&str> = Vec::new();
     for &i in members {
-        for a in &specs[i].settings.architectures {
-            if !arches.contains(&a.as_str()) {
-                arches.push(a);
+        let s = &specs[i].settings;
+        for a in &s.architectures {
+            if !natives.contains(&a.as_str()) {
+                natives.push(a);
+            }
+        }
+        for a in &s.foreign_architectures {
+            if !foreign.contains(&a.as_str()) {
+                foreign.push(a);
             }
         }
     }
@@ -125,7 +132,12 @@ fn plan_prefix<'a>(
                 dist.components.push(c.clone());
             }
         }
-        for a in &spec.settings.architectures {
+        for a in spec
+            .settings
+            .architectures
+            .iter()
+            .chain(&spec.settings.foreign_architectures)
+        {
             if !dist.architectures.contains(a) {
                 dist.architectures.push(a.clone());
             }
@@ -134,23 +146,35 @@ fn plan_prefix<'a>(
 
     let mut pool: BTreeMap<String, PoolFile> = BTreeMap::new();
     let mut problems = Vec::new();
-    for arch in arches {
+    let mut published: BTreeSet<(String, String, String, String)> = BTreeSet::new();
+    for native in natives {
+        let client = Client {
+            native: native.to_owned(),
+            foreign: foreign
+                .iter()
+                .filter(|&&f| f != native)
+                .map(|f| (*f).to_owned())
+                .collect(),
+        };
         let mut indices = Vec::new();
         let mut requests = Vec::new();
         for &i in members {
             let spec = &specs[i];
-            if !spec.settings.architectures.iter().any(|a| a == arch) {
+            if !spec.settings.architectures.iter().any(|a| a == native) {
                 continue;
             }
+            let pin = release_pin(&fetched[i].release, &spec.settings);
             for index in &fetched[i].indices {
-                if index.arch == arch || index.arch == "all" {
+                if client.sees(&index.arch) {
                     indices.push(IndexRef {
                         text: &index.text,
                         path: &index.path,
                         origin: Origin {
                             source: i,
+                            url: &spec.url,
                             dist: &spec.dist,
                             component: &index.component,
+                            pin,
                         },
                     });
                 }
@@ -162,10 +186,14 @@ fn plan_prefix<'a>(
                 bootstrap_names: bootstrap_names(&fetched[i]),
             });
         }
-        let universe = Universe::build(arch, &indices)?;
+        let asked =
+            |name: &str, source: usize| specs[source].queries.iter().any(|q| q.name == name);
+        let universe = Universe::build(&client, &indices, &asked)?;
+        warn_malformed(prefix, &universe);
         tracing::info!(
-            "{prefix}: {} packages visible for {arch}",
-            universe.packages.len()
+            "{prefix}: {} packages visible for {}",
+            universe.packages.len(),
+            client_label(&client)
         );
         let selection = match resolve(&universe, &requests) {
             Ok(s) => s,
@@ -175,50 +203,65 @@ fn plan_prefix<'a>(
             }
         };
         for w in &selection.warnings {
-            tracing::warn!("{prefix}: unsatisfied dependency (missing = \"warn\"): {w}");
+            tracing::warn!("{prefix}: {w}");
         }
         tracing::info!(
-            "{prefix}: {} packages selected for {arch}",
-            selection.packages.len()
+            "{prefix}: {} packages selected for {}",
+            selection.packages.len(),
+            client_label(&client)
         );
         for &id in &selection.packages {
-            let pkg = universe.get(id);
-            let spec = &specs[pkg.origin.source];
-            let path = pool_path(pkg.origin.component, pkg.source_name, pkg.filename)
-                .with_context(|| {
-                    format!(
-                        "{} {} in {}/dists/{}",
-                        pkg.name, pkg.version_text, spec.url, spec.dist
-                    )
-                })?;
-            let file = PoolFile {
-                url: format!("{}/{}", spec.url, pkg.filename),
-                pool_path: path.clone(),
-                size: pkg.size,
-                sha256: pkg.sha256.to_owned(),
-            };
-            if let Some(existing) = pool.get(&path) {
-                if existing.sha256 != file.sha256 {
-                    bail!(
-                        "{prefix}: two different files claim {path} ({} and {}): the sources disagree",
-                        existing.url,
-                        file.url
-                    );
+            let primary = universe.get(id);
+            let arch = universe.slot_arch(id).to_owned();
+            for pkg in std::iter::once(primary).chain(universe.aliases_of(id)) {
+                let spec = &specs[pkg.origin.source];
+                let path = pool_path(pkg.origin.component, pkg.source_name, pkg.filename)
+                    .with_context(|| {
+                        format!(
+                            "{} {} in {}/dists/{}",
+                            pkg.name, pkg.version_text, spec.url, spec.dist
+                        )
+                    })?;
+                let file = PoolFile {
+                    url: format!("{}/{}", spec.url, pkg.filename),
+                    pool_path: path.clone(),
+                    size: pkg.size,
+                    sha256: pkg.sha256.to_owned(),
+                };
+                if let Some(existing) = pool.get(&path) {
+                    if existing.sha256 != file.sha256 {
+                        bail!(
+                            "{prefix}: two different files claim {path} ({} and {}): the sources disagree",
+                            existing.url,
+                            file.url
+                        );
+                    }
+                } else {
+                    pool.insert(path.clone(), file);
                 }
-            } else {
-                pool.insert(path.clone(), file);
+                // One entry per dist, component and index architecture, whichever
+                // clients selected it.
+                let key = (
+                    pkg.origin.dist.to_owned(),
+                    pkg.origin.component.to_owned(),
+                    arch.clone(),
+                    path.clone(),
+                );
+                if !published.insert(key) {
+                    continue;
+                }
+                let dist = dists
+                    .iter_mut()
+                    .find(|d| d.dist == pkg.origin.dist)
+                    .expect("every origin dist has a plan");
+                dist.entries
+                    .entry((pkg.origin.component.to_owned(), arch.clone()))
+                    .or_default()
+                    .push(Entry {
+                        paragraph: pkg.paragraph.to_owned(),
+                        pool_path: path,
+                    });
             }
-            let dist = dists
-                .iter_mut()
-                .find(|d| d.dist == pkg.origin.dist)
-                .expect("every origin dist has a plan");
-            dist.entries
-                .entry((pkg.origin.component.to_owned(), arch.to_owned()))
-                .or_default()
-                .push(Entry {
-                    paragraph: pkg.paragraph.to_owned(),
-                    pool_path: path,
-                });
         }
     }
     if !problems.is_empty() {
@@ -230,6 +273,60 @@ fn plan_prefix<'a>(
         dists,
         pool: pool.into_values().collect(),
     })
+}
+
+/// apt's default pin of a dist (apt-pkg/policy.cc, `pkgPolicy::InitDefaults`): 500;
+/// `NotAutomatic: yes` 1, with `ButAutomaticUpgrades: yes` 100; or the source's `pin`.
+pub fn release_pin(
+    release: &crate::upstream::VerifiedRelease,
+    settings: &crate::spec::Settings,
+) -> i32 {
+    if let Some(pin) = settings.pin {
+        return pin;
+    }
+    let yes = |field: &str| {
+        release
+            .field(field)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("yes"))
+    };
+    if yes("ButAutomaticUpgrades") {
+        100
+    } else if yes("NotAutomatic") {
+        1
+    } else {
+        500
+    }
+}
+
+fn client_label(client: &Client) -> String {
+    if client.foreign.is_empty() {
+        client.native.clone()
+    } else {
+        format!("{} (+{})", client.native, client.foreign.join(", "))
+    }
+}
+
+/// One warning per index with entries apt would skip too.
+fn warn_malformed(prefix: &str, universe: &Universe<'_>) {
+    let mut per_index: BTreeMap<&str, Vec<&crate::universe::Malformed>> = BTreeMap::new();
+    for m in &universe.malformed {
+        per_index.entry(&m.index).or_default().push(m);
+    }
+    for (index, list) in per_index {
+        tracing::warn!(
+            "{prefix}: {index}: skipped {} unreadable entr{} (as apt does), first at line {}: {}",
+            list.len(),
+            if list.len() == 1 { "y" } else { "ies" },
+            list[0].line,
+            list[0].error
+        );
+    }
+    if universe.ignored_provides > 0 {
+        tracing::warn!(
+            "{prefix}: ignored {} Provides with an operator other than `=` (as apt does)",
+            universe.ignored_provides
+        );
+    }
 }
 
 fn release_header(spec: &SourceSpec, fetched: &FetchedSource) -> Vec<(String, String)> {
@@ -274,9 +371,9 @@ pub fn fingerprint(
     h.hex()
 }
 
-/// What `debootstrap --variant=minbase` installs by name besides `Priority: required`.
+/// What debootstrap adds by name for this dist, besides priorities and `apt`.
 fn bootstrap_names(fetched: &FetchedSource) -> Vec<String> {
-    let mut names = vec!["apt".to_owned()];
+    let mut names = Vec::new();
     if fetched.release.field("Codename") == Some("bookworm") {
         names.push("usr-is-merged".to_owned());
     }

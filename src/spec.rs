@@ -16,7 +16,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// Where a query came from, printed as `file:line`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Location {
     /// The file, as reached from the `--sources` argument.
     pub file: PathBuf,
@@ -76,35 +76,81 @@ pub enum MissingPolicy {
     Warn,
 }
 
+/// Essential seeding: what `debootstrap` needs to bootstrap a system from the mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Essential {
+    /// No seeding (the default).
+    #[default]
+    Off,
+    /// `debootstrap --variant=minbase`: `Priority: required`, `Essential: yes`, `apt`
+    /// (`essential = true` or `"minbase"`).
+    Minbase,
+    /// `debootstrap` without `--variant`: also `Priority: important` (`"default"`).
+    Default,
+}
+
+impl<'de> Deserialize<'de> for Essential {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Flag(bool),
+            Variant(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Flag(false) => Ok(Essential::Off),
+            Raw::Flag(true) => Ok(Essential::Minbase),
+            Raw::Variant(v) => match v.as_str() {
+                "minbase" => Ok(Essential::Minbase),
+                "default" => Ok(Essential::Default),
+                "off" | "none" => Ok(Essential::Off),
+                other => Err(serde::de::Error::custom(format!(
+                    "unknown essential variant {other:?}: expected true, false, \"minbase\" or \"default\""
+                ))),
+            },
+        }
+    }
+}
+
 /// Per-source settings, after applying defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// Architectures to mirror (arch `all` packages come along with each).
+    /// Architectures to mirror, each for clients of that native architecture (a fleet):
+    /// every query must exist in each (arch `all` packages come along with each).
     pub architectures: Vec<String>,
+    /// Foreign architectures those clients add (`dpkg --add-architecture`): mirrored
+    /// only for queries qualified with them and what their closure needs there.
+    pub foreign_architectures: Vec<String>,
     /// Follow `Recommends`.
     pub recommends: bool,
     /// Follow `Suggests`.
     pub suggests: bool,
-    /// Add everything `debootstrap --variant=minbase` needs for this dist.
-    pub essential: bool,
+    /// Add everything `debootstrap` needs for this dist.
+    pub essential: Essential,
     /// Unsatisfiable dependencies: error or warning.
     pub missing: MissingPolicy,
     /// Override the published Release's `Origin`.
     pub origin: Option<String>,
     /// Override the published Release's `Label`.
     pub label: Option<String>,
+    /// apt's pin priority for this source's packages, as an apt preferences file would
+    /// set it (`Pin-Priority`); `None`: apt's default from the Release (500, or 1 / 100
+    /// for `NotAutomatic` / `ButAutomaticUpgrades`).
+    pub pin: Option<i32>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             architectures: vec!["amd64".into()],
+            foreign_architectures: Vec::new(),
             recommends: false,
             suggests: false,
-            essential: false,
+            essential: Essential::Off,
             missing: MissingPolicy::Error,
             origin: None,
             label: None,
+            pin: None,
         }
     }
 }
@@ -114,9 +160,11 @@ impl Default for Settings {
 #[serde(deny_unknown_fields)]
 struct SettingsFile {
     architectures: Option<Vec<String>>,
+    foreign_architectures: Option<Vec<String>>,
     recommends: Option<bool>,
     suggests: Option<bool>,
-    essential: Option<bool>,
+    essential: Option<Essential>,
+    pin: Option<i32>,
     missing: Option<MissingPolicy>,
     origin: Option<String>,
     label: Option<String>,
@@ -146,6 +194,23 @@ impl SettingsFile {
                 }
             }
             s.architectures = a;
+        }
+        if let Some(a) = self.foreign_architectures {
+            for arch in &a {
+                if arch == "all" || !is_safe_component(arch) || arch.contains('/') {
+                    bail!("{}: invalid foreign architecture {arch:?}", path.display());
+                }
+            }
+            s.foreign_architectures = a;
+        }
+        if let Some(pin) = self.pin {
+            if !(-32768..=32767).contains(&pin) {
+                bail!(
+                    "{}: `pin` must fit apt's Pin-Priority (-32768..32767), found {pin}",
+                    path.display()
+                );
+            }
+            s.pin = Some(pin);
         }
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f { s.$f = v; } )* };
@@ -306,10 +371,20 @@ fn read_source(prefix: &str, name: &str, dir: &Path, defaults: &Settings) -> Res
     if let Some(file) = SettingsFile::read(&settings_path)? {
         file.apply(&mut settings, &settings_path)?;
     }
+    if let Some(both) = settings
+        .foreign_architectures
+        .iter()
+        .find(|a| settings.architectures.contains(a))
+    {
+        bail!(
+            "{}: {both:?} is in both `architectures` and `foreign_architectures`: a client has it natively or as a foreign architecture, not both",
+            settings_path.display()
+        );
+    }
     let packages_path = dir.join("packages.txt");
     let queries = if packages_path.exists() {
-        read_queries(&packages_path, &settings.architectures)?
-    } else if settings.essential {
+        read_queries(&packages_path, &settings)?
+    } else if settings.essential != Essential::Off {
         Vec::new()
     } else {
         bail!(
@@ -331,7 +406,7 @@ fn read_source(prefix: &str, name: &str, dir: &Path, defaults: &Settings) -> Res
 }
 
 /// Read `packages.txt`; every malformed line is reported with `file:line`.
-pub fn read_queries(path: &Path, architectures: &[String]) -> Result<Vec<Query>> {
+pub fn read_queries(path: &Path, settings: &Settings) -> Result<Vec<Query>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut queries = Vec::new();
@@ -348,10 +423,13 @@ pub fn read_queries(path: &Path, architectures: &[String]) -> Result<Vec<Query>>
             .map_err(|e| anyhow!("{location}: {e:#} (in {line:?})"))?;
         if let Some(arch) = &query.arch
             && arch != "all"
-            && !architectures.contains(arch)
+            && !settings.architectures.contains(arch)
+            && !settings.foreign_architectures.contains(arch)
         {
             bail!(
-                "{location}: architecture {{{arch}}} is not among this source's architectures {architectures:?}"
+                "{location}: architecture {{{arch}}} is not among this source's architectures {:?} or foreign_architectures {:?}",
+                settings.architectures,
+                settings.foreign_architectures
             );
         }
         queries.push(query);
@@ -461,10 +539,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("packages.txt");
         std::fs::write(&p, "# comment\n\nnginx\ncurl (>>\n").unwrap();
-        let err = read_queries(&p, &["amd64".into()]).unwrap_err().to_string();
+        let err = read_queries(&p, &Settings::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("packages.txt:4"), "{err}");
         std::fs::write(&p, "nginx {arm64}\n").unwrap();
-        let err = read_queries(&p, &["amd64".into()]).unwrap_err().to_string();
+        let err = read_queries(&p, &Settings::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("packages.txt:1"), "{err}");
     }
 

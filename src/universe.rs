@@ -1,27 +1,41 @@
-//! All packages one client architecture can see under a prefix: the union of every
-//! source's verified indices, indexed by name and by provided (virtual) name.
+//! All packages one client can see under a prefix: the union of every source's verified
+//! indices for the client's native architecture (and any foreign architectures it adds,
+//! as `dpkg --add-architecture` does), indexed by name, by provided (virtual) name and
+//! by apt "package" (name and architecture: a slot holding that package's versions).
+//!
 //! Entries borrow from the index texts (only names are copied, for the lookup tables).
 //! The texts are file-backed ([`IndexText`]): pages the parser has passed are handed
 //! back to the kernel, so the resident cost of a universe is its tables, not its text.
 //! A large index is parsed in runs on every core.
+//!
+//! What apt would skip is skipped, not fatal: an entry with an invalid name or version is
+//! left out and counted ([`Universe::malformed`]); a `Provides` with an operator other
+//! than `=` is ignored, as apt ignores it. The same file listed by several dists is one
+//! version published in each of them ([`Universe::aliases`]); a different file under the
+//! same name, version and architecture is kept once and the other one is recorded
+//! ([`Universe::shadowed`]) so that nothing is dropped without a word.
 
 use crate::deb822;
 use crate::index_text::IndexText;
 use crate::relation::{self, Provided};
 use anyhow::{Context, Result, anyhow, bail};
 use debversion::Version;
+use rustc_hash::FxHashMap;
 
 /// Position of a package in its [`Universe`].
 pub type PkgId = usize;
 
+/// Position of an apt package (a name in one architecture) in its [`Universe`].
+pub type SlotId = usize;
+
 /// `Multi-Arch` of a package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MultiArch {
-    /// No field, or `no`.
+    /// No field, or `no` (and `same` on an `Architecture: all` package, as apt reads it).
     No,
-    /// `same`.
+    /// `same`: co-installable with itself in other architectures, at the same version.
     Same,
-    /// `foreign`.
+    /// `foreign`: satisfies dependencies of packages of every architecture.
     Foreign,
     /// `allowed`: may satisfy `pkg:any`.
     Allowed,
@@ -32,10 +46,36 @@ pub enum MultiArch {
 pub struct Origin<'a> {
     /// Index of the source (in the build's source list).
     pub source: usize,
+    /// The upstream archive root, for messages.
+    pub url: &'a str,
     /// The dist it is published in.
     pub dist: &'a str,
     /// The component it is published in.
     pub component: &'a str,
+    /// apt's pin priority of this dist (500; `NotAutomatic` 1; with
+    /// `ButAutomaticUpgrades` 100; or the source's `pin` setting).
+    pub pin: i32,
+}
+
+/// The architectures of one client: its native one, and the foreign ones it adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// `dpkg --print-architecture`.
+    pub native: String,
+    /// `dpkg --print-foreign-architectures`.
+    pub foreign: Vec<String>,
+}
+
+impl Client {
+    /// Whether packages of `arch` (`all` included) are visible to this client.
+    pub fn sees(&self, arch: &str) -> bool {
+        arch == "all" || arch == self.native || self.foreign.iter().any(|a| a == arch)
+    }
+
+    /// The architecture apt files a package of `arch` under (`all` is native).
+    pub fn slot_arch<'s>(&'s self, arch: &'s str) -> &'s str {
+        if arch == "all" { &self.native } else { arch }
+    }
 }
 
 /// One binary package entry of an index.
@@ -59,6 +99,8 @@ pub struct Package<'a> {
     pub sha256: &'a str,
     /// `Essential: yes`.
     pub essential: bool,
+    /// `Important: yes` or `Protected: yes` (apt prefers such providers).
+    pub important: bool,
     /// `Priority`.
     pub priority: Priority,
     /// Raw dependency fields (parsed on demand).
@@ -69,18 +111,29 @@ pub struct Package<'a> {
     pub recommends: &'a str,
     /// `Suggests`.
     pub suggests: &'a str,
+    /// `Conflicts`.
+    pub conflicts: &'a str,
+    /// `Breaks`.
+    pub breaks: &'a str,
     /// `Provides` (checked when the index was read; see [`Package::provides`]).
     pub provides_text: &'a str,
     /// The whole paragraph, to republish verbatim (with our Filename).
     pub paragraph: &'a str,
+    /// The index it was read from, for messages.
+    pub index: &'a str,
     /// Where it came from.
     pub origin: Origin<'a>,
+    /// The highest pin among the dists that list this very file.
+    pub pin: i32,
 }
 
 impl Package<'_> {
-    /// The parsed `Provides`, on demand (few packages are ever asked).
+    /// The parsed `Provides` (apt's reading: entries with an operator other than `=`
+    /// are ignored), on demand: few packages are ever asked.
     pub fn provides(&self) -> Vec<Provided> {
-        relation::parse_provides(self.provides_text).expect("checked when the index was read")
+        relation::parse_provides(self.provides_text)
+            .expect("checked when the index was read")
+            .0
     }
 
     /// The parsed `Version`. Parsed on demand: keeping 60k parsed versions would cost more
@@ -88,16 +141,61 @@ impl Package<'_> {
     pub fn version(&self) -> Version {
         relation::parse_version(self.version_text).expect("checked when the index was read")
     }
+
+    /// `name version arch`, for messages.
+    pub fn label(&self) -> String {
+        format!("{} {} ({})", self.name, self.version_text, self.arch)
+    }
 }
 
-/// The packages one architecture can see, with lookups by name and provided name.
+/// An index entry that could not be read (apt skips such entries too).
+#[derive(Debug, Clone)]
+pub struct Malformed {
+    /// Its `Package` field as written, if it has one.
+    pub name: Option<String>,
+    /// The index.
+    pub index: String,
+    /// 1-based line of the entry.
+    pub line: usize,
+    /// What is wrong with it.
+    pub error: String,
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.index, self.line, self.error)
+    }
+}
+
+/// A second, different file under a name, version and architecture already in the
+/// universe: only one can be published under that name.
+#[derive(Debug, Clone)]
+pub struct Shadowed<'a> {
+    /// The entry that was kept.
+    pub kept: PkgId,
+    /// The one that was not.
+    pub dropped: Package<'a>,
+}
+
+/// The packages one client can see, with lookups by name, provided name and slot.
 pub struct Universe<'a> {
-    /// The client architecture.
-    pub arch: String,
-    /// Every package, in source order.
+    /// The client's architectures.
+    pub client: Client,
+    /// Every package, in source order (one entry per distinct file).
     pub packages: Vec<Package<'a>>,
+    /// The same files as listed by other dists (or components) of the prefix.
+    pub aliases: FxHashMap<PkgId, Vec<Package<'a>>>,
+    /// Different files under a name, version and architecture that was already taken.
+    pub shadowed: Vec<Shadowed<'a>>,
+    /// Entries left out because they could not be read.
+    pub malformed: Vec<Malformed>,
+    /// `Provides` entries ignored (an operator other than `=`), counted.
+    pub ignored_provides: usize,
     by_name: NameTable,
     providers: NameTable,
+    slot_of: Vec<SlotId>,
+    slot_ranges: Vec<(u32, u32)>,
+    slot_members: Vec<PkgId>,
 }
 
 /// Package ids by name. The names are copies (a few megabytes for a whole archive)
@@ -186,16 +284,29 @@ pub struct IndexRef<'a> {
 }
 
 impl<'a> Universe<'a> {
-    /// Build the universe of `arch` from indices (already filtered to `binary-<arch>` and
-    /// `binary-all`). Duplicate (name, version, arch) entries keep the first seen.
-    pub fn build(arch: &str, indices: &[IndexRef<'a>]) -> Result<Universe<'a>> {
+    /// Build the universe of `client` from indices (of its architectures and `all`).
+    /// `asked(name, source)` says whether that source's packages.txt asks for `name`: when
+    /// two sources hold different files under one name, version and architecture, the
+    /// one asked for is kept.
+    pub fn build(
+        client: &Client,
+        indices: &[IndexRef<'a>],
+        asked: &dyn Fn(&str, usize) -> bool,
+    ) -> Result<Universe<'a>> {
         // Sized up front: growing a 60k-entry Vec by doubling would briefly hold both copies.
         let expected: usize = indices.iter().map(|i| i.text.entries_hint()).sum();
         let mut universe = Universe {
-            arch: arch.to_owned(),
+            client: client.clone(),
             packages: Vec::with_capacity(expected),
+            aliases: FxHashMap::default(),
+            shadowed: Vec::new(),
+            malformed: Vec::new(),
+            ignored_provides: 0,
             by_name: NameTable::with_capacity(expected),
             providers: NameTable::default(),
+            slot_of: Vec::new(),
+            slot_ranges: Vec::new(),
+            slot_members: Vec::new(),
         };
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
         for index in indices {
@@ -203,9 +314,11 @@ impl<'a> Universe<'a> {
             // is parsed: parsed entries waiting to be added stay a few megabytes.
             let runs = cut_runs(index.text.as_str());
             for wave in runs.chunks(threads) {
-                for (run, run_names) in parse_wave(index, wave, arch)? {
-                    for parsed in run {
-                        universe.add(parsed, &run_names, index.path);
+                for run in parse_wave(index, wave, client)? {
+                    universe.malformed.extend(run.malformed);
+                    universe.ignored_provides += run.ignored_provides;
+                    for parsed in run.entries {
+                        universe.add(parsed, &run.names, index.path, asked);
                     }
                 }
             }
@@ -224,30 +337,77 @@ impl<'a> Universe<'a> {
             keyed.sort_by(|a, b| b.0.cmp(&a.0));
             *ids = keyed.into_iter().map(|(_, id)| id).collect();
         }
+        universe.index_slots();
         Ok(universe)
     }
 
-    /// Add one entry, unless an entry with the same name, version and architecture came
-    /// first (the first is kept).
-    fn add(&mut self, parsed: Parsed<'a>, run_names: &str, path: &str) {
+    /// Add one entry. The same file already seen under another dist or component becomes
+    /// an alias; the same file twice in one place is skipped; a different file under a
+    /// taken name, version and architecture is shadowed.
+    fn add(
+        &mut self,
+        parsed: Parsed<'a>,
+        run_names: &str,
+        path: &str,
+        asked: &dyn Fn(&str, usize) -> bool,
+    ) {
         let Parsed {
             pkg,
             name,
             provides,
         } = parsed;
         let same_name = self.by_name.entry(name, run_names);
-        let duplicate = same_name
-            .iter()
-            .map(|&id| &self.packages[id])
-            .find(|p| p.version_text == pkg.version_text && p.arch == pkg.arch);
-        if let Some(first) = duplicate {
-            if first.sha256 != pkg.sha256 && first.origin == pkg.origin {
+        let duplicate = same_name.iter().copied().find(|&id| {
+            let p = &self.packages[id];
+            p.version_text == pkg.version_text && p.arch == pkg.arch
+        });
+        if let Some(first_id) = duplicate {
+            let first = &mut self.packages[first_id];
+            if first.sha256 == pkg.sha256 {
+                let same_place = first.origin.dist == pkg.origin.dist
+                    && first.origin.component == pkg.origin.component;
+                let aliases = self.aliases.entry(first_id).or_default();
+                let listed = same_place
+                    || aliases.iter().any(|a| {
+                        a.origin.dist == pkg.origin.dist
+                            && a.origin.component == pkg.origin.component
+                    });
+                first.pin = first.pin.max(pkg.pin);
+                if !listed {
+                    aliases.push(pkg);
+                }
+            } else if first.origin == pkg.origin {
                 tracing::warn!(
-                    "{path}: duplicate entry {} {} {} with a different file; keeping the first",
-                    pkg.name,
-                    pkg.version_text,
-                    pkg.arch
+                    "{path}: duplicate entry {} with a different file; keeping the first",
+                    pkg.label()
                 );
+            } else if asked(pkg.name, pkg.origin.source) && !asked(first.name, first.origin.source)
+            {
+                // The source whose packages.txt asked for it wins. Names are the same, so
+                // the tables stay valid; provides are those of the kept entry. The other
+                // file's listings elsewhere go with it.
+                let dropped = std::mem::replace(first, pkg);
+                for alias in self.aliases.remove(&first_id).unwrap_or_default() {
+                    self.shadowed.push(Shadowed {
+                        kept: first_id,
+                        dropped: alias,
+                    });
+                }
+                self.shadowed.push(Shadowed {
+                    kept: first_id,
+                    dropped,
+                });
+                for key in provides {
+                    let ids = self.providers.entry(key, run_names);
+                    if !ids.contains(&first_id) {
+                        ids.push(first_id);
+                    }
+                }
+            } else {
+                self.shadowed.push(Shadowed {
+                    kept: first_id,
+                    dropped: pkg,
+                });
             }
             return;
         }
@@ -259,29 +419,106 @@ impl<'a> Universe<'a> {
         self.packages.push(pkg);
     }
 
-    /// Real packages of this name, highest version first.
+    /// Group each name's versions by the architecture apt files them under.
+    fn index_slots(&mut self) {
+        let mut slot_of = vec![usize::MAX; self.packages.len()];
+        let mut ranges = Vec::with_capacity(self.packages.len());
+        let mut members = Vec::with_capacity(self.packages.len());
+        for (_, ids) in self.by_name.table.iter() {
+            let mut arches: Vec<&str> = Vec::new();
+            for &id in ids {
+                let a = self.client.slot_arch(self.packages[id].arch);
+                if !arches.contains(&a) {
+                    arches.push(a);
+                }
+            }
+            for a in arches {
+                let start = members.len() as u32;
+                let slot = ranges.len();
+                for &id in ids {
+                    if self.client.slot_arch(self.packages[id].arch) == a {
+                        members.push(id);
+                        slot_of[id] = slot;
+                    }
+                }
+                ranges.push((start, members.len() as u32));
+            }
+        }
+        self.slot_of = slot_of;
+        self.slot_ranges = ranges;
+        self.slot_members = members;
+    }
+
+    /// Real packages of this name (every architecture), highest version first.
     pub fn by_name(&self, name: &str) -> &[PkgId] {
         self.by_name.get(name)
     }
 
-    /// Packages that provide this name, most important first, then by name, then
-    /// highest version. Ordered when asked: sorting every provider list up front would
-    /// read most of the index text back in for the few names a resolution asks about.
-    pub fn providers(&self, name: &str) -> Vec<PkgId> {
-        let mut ids = self.providers.get(name).to_vec();
-        ids.sort_by(|&a, &b| {
-            let (pa, pb) = (&self.packages[a], &self.packages[b]);
-            pa.priority
-                .cmp(&pb.priority)
-                .then(pa.name.cmp(pb.name))
-                .then_with(|| pb.version().cmp(&pa.version()))
-        });
-        ids
+    /// Packages whose `Provides` names this name (every architecture), unordered.
+    pub fn providers(&self, name: &str) -> &[PkgId] {
+        self.providers.get(name)
     }
 
     /// The package with this id.
     pub fn get(&self, id: PkgId) -> &Package<'a> {
         &self.packages[id]
+    }
+
+    /// The apt package (name in one architecture) a package version belongs to.
+    pub fn slot_of(&self, id: PkgId) -> SlotId {
+        self.slot_of[id]
+    }
+
+    /// The versions of a slot, highest first.
+    pub fn slot_versions(&self, slot: SlotId) -> &[PkgId] {
+        let (a, b) = self.slot_ranges[slot];
+        &self.slot_members[a as usize..b as usize]
+    }
+
+    /// How many slots there are (slot ids are `0..slot_count()`).
+    pub fn slot_count(&self) -> usize {
+        self.slot_ranges.len()
+    }
+
+    /// The slot of `name` in architecture `arch`, if any version of it is visible.
+    pub fn slot(&self, name: &str, arch: &str) -> Option<SlotId> {
+        self.by_name(name)
+            .iter()
+            .find(|&&id| self.client.slot_arch(self.packages[id].arch) == arch)
+            .map(|&id| self.slot_of[id])
+    }
+
+    /// Every slot of `name`, one per architecture it exists in (no allocation: a name
+    /// has a handful of versions).
+    pub fn slots_named<'s>(&'s self, name: &str) -> impl Iterator<Item = SlotId> + 's {
+        let ids = self.by_name(name);
+        ids.iter().enumerate().filter_map(move |(i, &id)| {
+            let s = self.slot_of[id];
+            (!ids[..i].iter().any(|&j| self.slot_of[j] == s)).then_some(s)
+        })
+    }
+
+    /// The architecture apt files this package under (`all` is the client's native).
+    pub fn slot_arch(&self, id: PkgId) -> &str {
+        self.client.slot_arch(self.packages[id].arch)
+    }
+
+    /// The other places (dist, component) the very file of `id` is listed in.
+    pub fn aliases_of(&self, id: PkgId) -> &[Package<'a>] {
+        self.aliases.get(&id).map_or(&[], Vec::as_slice)
+    }
+
+    /// The malformed entries that carry this `Package` name (case-insensitively: an
+    /// entry apt skipped for its spelling is still the one meant).
+    pub fn malformed_named(&self, name: &str) -> Vec<&Malformed> {
+        self.malformed
+            .iter()
+            .filter(|m| {
+                m.name
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+            .collect()
     }
 }
 
@@ -300,8 +537,14 @@ struct Parsed<'a> {
     provides: Vec<NameRef>,
 }
 
-/// A run's entries and the copy of names they refer to.
-type ParsedRun<'a> = (Vec<Parsed<'a>>, String);
+/// What one run of an index gave.
+struct ParsedRun<'a> {
+    entries: Vec<Parsed<'a>>,
+    /// The copy of names `entries` refer to.
+    names: String,
+    malformed: Vec<Malformed>,
+    ignored_provides: usize,
+}
 
 /// Byte ranges of about [`RUN_BYTES`] covering `text`, each made of whole paragraphs.
 fn cut_runs(text: &str) -> Vec<std::ops::Range<usize>> {
@@ -320,21 +563,22 @@ fn cut_runs(text: &str) -> Vec<std::ops::Range<usize>> {
     runs
 }
 
-/// The entries for `arch` of consecutive `runs` of an index, parsed at once (a thread
-/// per run), in index order. On an error the index is parsed again from the top, so the
-/// error reported is its first and its line numbers count from the top.
+/// The entries `client` sees of consecutive `runs` of an index, parsed at once (a thread
+/// per run), in index order. On an error (text that is not deb822 at all) the index is
+/// parsed again from the top, so the error reported is its first and its line numbers
+/// count from the top.
 fn parse_wave<'a>(
     index: &IndexRef<'a>,
     runs: &[std::ops::Range<usize>],
-    arch: &str,
+    client: &Client,
 ) -> Result<Vec<ParsedRun<'a>>> {
     let parsed: Vec<Result<ParsedRun<'a>>> = if runs.len() == 1 {
-        vec![parse_run(index, runs[0].clone(), arch)]
+        vec![parse_run(index, runs[0].clone(), client)]
     } else {
         std::thread::scope(|scope| {
             let workers: Vec<_> = runs
                 .iter()
-                .map(|run| scope.spawn(move || parse_run(index, run.clone(), arch)))
+                .map(|run| scope.spawn(move || parse_run(index, run.clone(), client)))
                 .collect();
             workers
                 .into_iter()
@@ -345,7 +589,7 @@ fn parse_wave<'a>(
     if let Some(first) = parsed.iter().position(Result::is_err) {
         let whole = 0..index.text.as_str().len();
         if runs.first() != Some(&whole) {
-            parse_run(index, whole, arch)?;
+            parse_run(index, whole, client)?;
         }
         return Err(parsed
             .into_iter()
@@ -360,13 +604,17 @@ fn parse_wave<'a>(
 fn parse_run<'a>(
     index: &IndexRef<'a>,
     run: std::ops::Range<usize>,
-    arch: &str,
+    client: &Client,
 ) -> Result<ParsedRun<'a>> {
     let all = index.text.as_str();
     let text = &all[run.clone()];
     let share = index.text.entries_hint() * text.len() / all.len().max(1);
-    let mut out = Vec::with_capacity(share + share / 32);
-    let mut names = String::with_capacity(share * 24);
+    let mut out = ParsedRun {
+        entries: Vec::with_capacity(share + share / 32),
+        names: String::with_capacity(share * 24),
+        malformed: Vec::new(),
+        ignored_provides: 0,
+    };
     let mut forgotten = run.start;
     for paragraph in deb822::paragraphs(text) {
         let paragraph = paragraph.with_context(|| index.path.to_owned())?;
@@ -375,27 +623,45 @@ fn parse_run<'a>(
             index.text.forget(forgotten..offset);
             forgotten = offset;
         }
-        let pkg = parse_package(&paragraph, index.origin)
-            .with_context(|| format!("{}: entry at line {}", index.path, paragraph.line))?;
-        if pkg.arch != arch && pkg.arch != "all" {
+        let (pkg, provided) = match parse_package(&paragraph, index) {
+            Ok(p) => p,
+            Err(e) => {
+                // Line numbers count from the top of the index, whichever run this is
+                // (counted only here: malformed entries are rare).
+                let before = all[..run.start].bytes().filter(|&b| b == b'\n').count();
+                out.malformed.push(Malformed {
+                    name: paragraph.get("Package").map(str::to_owned),
+                    index: index.path.to_owned(),
+                    line: before + paragraph.line,
+                    error: format!("{e:#}"),
+                });
+                continue;
+            }
+        };
+        if !client.sees(pkg.arch) {
             continue;
         }
-        out.push(Parsed {
-            name: copy_name(&mut names, pkg.name),
-            provides: relation::split_provided_names(pkg.provides_text)
-                .map(|provided| copy_name(&mut names, provided))
+        out.ignored_provides += provided.1;
+        out.entries.push(Parsed {
+            name: copy_name(&mut out.names, pkg.name),
+            provides: provided
+                .0
+                .iter()
+                .map(|p| copy_name(&mut out.names, &p.name))
                 .collect(),
             pkg,
         });
     }
     index.text.forget(forgotten..run.end);
-    Ok((out, names))
+    Ok(out)
 }
 
-/// `Priority` of a package; the order is importance (`Required` first), which orders
-/// providers deterministically.
+/// `Priority` of a package. The order is apt's when it weighs providers: a package
+/// without the field first (apt reads it as 0), then `required` ... `extra`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Priority {
+    /// No `Priority` field.
+    Absent,
     /// `required`
     Required,
     /// `important`
@@ -404,22 +670,20 @@ pub enum Priority {
     Standard,
     /// `optional`
     Optional,
-    /// `extra`
+    /// `extra`, or a word apt does not know (apt reads it as `extra`).
     Extra,
-    /// Absent or unknown.
-    Other,
 }
 
 impl Priority {
-    /// The priority a `Priority` field value names.
-    pub fn parse(value: &str) -> Priority {
+    /// The priority a `Priority` field value names (`None`: no field).
+    pub fn parse(value: Option<&str>) -> Priority {
         match value {
-            "required" => Priority::Required,
-            "important" => Priority::Important,
-            "standard" => Priority::Standard,
-            "optional" => Priority::Optional,
-            "extra" => Priority::Extra,
-            _ => Priority::Other,
+            None => Priority::Absent,
+            Some("required") => Priority::Required,
+            Some("important") => Priority::Important,
+            Some("standard") => Priority::Standard,
+            Some("optional") => Priority::Optional,
+            Some(_) => Priority::Extra,
         }
     }
 }
@@ -427,94 +691,114 @@ impl Priority {
 /// The fields a package entry is read for, in one pass over the paragraph.
 #[derive(Default)]
 struct Fields<'a> {
-    package: Option<&'a str>,
-    version: Option<&'a str>,
-    architecture: Option<&'a str>,
-    size: Option<&'a str>,
-    sha256: Option<&'a str>,
-    filename: Option<&'a str>,
-    source: Option<&'a str>,
-    multi_arch: Option<&'a str>,
-    provides: Option<&'a str>,
-    essential: Option<&'a str>,
-    priority: Option<&'a str>,
-    pre_depends: Option<&'a str>,
-    depends: Option<&'a str>,
-    recommends: Option<&'a str>,
-    suggests: Option<&'a str>,
+    slots: [Option<&'a str>; FIELD_NAMES.len()],
+}
+
+/// The fields [`Fields`] reads, in slot order.
+const FIELD_NAMES: [&str; 19] = [
+    "Package",
+    "Version",
+    "Architecture",
+    "Size",
+    "SHA256",
+    "Filename",
+    "Source",
+    "Multi-Arch",
+    "Provides",
+    "Essential",
+    "Priority",
+    "Pre-Depends",
+    "Depends",
+    "Recommends",
+    "Suggests",
+    "Conflicts",
+    "Breaks",
+    "Important",
+    "Protected",
+];
+
+/// The slot of a field name in [`FIELD_NAMES`].
+const fn field_slot(name: &str) -> usize {
+    let mut i = 0;
+    while i < FIELD_NAMES.len() {
+        if const_str_eq(FIELD_NAMES[i], name) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("not a field Fields reads");
+}
+
+const fn const_str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 impl<'a> Fields<'a> {
     /// Refuses an entry that names a field twice: apt reads the last one, so resolving
     /// with the first would publish something apt sees differently.
     fn read(p: &deb822::Paragraph<'a>) -> Result<Fields<'a>> {
-        const NAMES: [&str; 15] = [
-            "Package",
-            "Version",
-            "Architecture",
-            "Size",
-            "SHA256",
-            "Filename",
-            "Source",
-            "Multi-Arch",
-            "Provides",
-            "Essential",
-            "Priority",
-            "Pre-Depends",
-            "Depends",
-            "Recommends",
-            "Suggests",
-        ];
         let mut f = Fields::default();
         for field in &p.fields {
             // Exact spelling first (the common case), then dpkg's case-insensitive rule.
-            let known = NAMES.iter().position(|n| *n == field.name).or_else(|| {
-                NAMES
-                    .iter()
-                    .position(|n| n.eq_ignore_ascii_case(field.name))
-            });
-            let slot = match known {
-                Some(0) => &mut f.package,
-                Some(1) => &mut f.version,
-                Some(2) => &mut f.architecture,
-                Some(3) => &mut f.size,
-                Some(4) => &mut f.sha256,
-                Some(5) => &mut f.filename,
-                Some(6) => &mut f.source,
-                Some(7) => &mut f.multi_arch,
-                Some(8) => &mut f.provides,
-                Some(9) => &mut f.essential,
-                Some(10) => &mut f.priority,
-                Some(11) => &mut f.pre_depends,
-                Some(12) => &mut f.depends,
-                Some(13) => &mut f.recommends,
-                Some(14) => &mut f.suggests,
-                _ => continue,
-            };
-            if slot.is_some() {
+            let known = FIELD_NAMES
+                .iter()
+                .position(|n| *n == field.name)
+                .or_else(|| {
+                    FIELD_NAMES
+                        .iter()
+                        .position(|n| n.eq_ignore_ascii_case(field.name))
+                });
+            let Some(slot) = known else { continue };
+            if f.slots[slot].is_some() {
                 bail!("field {} appears twice in one entry", field.name);
             }
-            *slot = Some(field.value);
+            f.slots[slot] = Some(field.value);
         }
         Ok(f)
     }
 }
 
-fn parse_package<'a>(p: &deb822::Paragraph<'a>, origin: Origin<'a>) -> Result<Package<'a>> {
+/// The value of a field of [`FIELD_NAMES`] in a [`Fields`], its slot found at compile time.
+macro_rules! field {
+    ($fields:expr, $name:literal) => {
+        $fields.slots[const { field_slot($name) }]
+    };
+}
+
+/// Read one entry; also its provided names and how many of its Provides were ignored.
+fn parse_package<'a>(
+    p: &deb822::Paragraph<'a>,
+    index: &IndexRef<'a>,
+) -> Result<(Package<'a>, (Vec<Provided>, usize))> {
     let f = Fields::read(p)?;
-    let need = |v: Option<&'a str>, name: &str| v.ok_or_else(|| anyhow!("missing {name} field"));
-    let name = need(f.package, "Package")?;
+    let need =
+        |value: Option<&'a str>, name: &str| value.ok_or_else(|| anyhow!("missing {name} field"));
+    let name = need(field!(f, "Package"), "Package")?;
     relation::check_package_name(name)?;
-    let version_text = need(f.version, "Version")?;
-    if let Some(text) = f.provides {
-        // Checked now, parsed again when a resolution asks.
-        relation::parse_provides(text).with_context(|| format!("{name}: Provides"))?;
-    }
-    relation::parse_version(version_text)?; // checked now, parsed again when compared
-    let size: u64 = need(f.size, "Size")?
+    let version_text = need(field!(f, "Version"), "Version")?;
+    relation::parse_version(version_text).with_context(|| format!("{name}: Version"))?;
+    let provided = match field!(f, "Provides") {
+        Some(text) => {
+            relation::parse_provides(text).with_context(|| format!("{name}: Provides"))?
+        }
+        None => (Vec::new(), 0),
+    };
+    let size: u64 = need(field!(f, "Size"), "Size")?
         .parse()
         .map_err(|_| anyhow!("{name}: invalid Size"))?;
-    let sha256 = need(f.sha256, "SHA256").with_context(|| format!("{name}: apt needs SHA256"))?;
+    let sha256 =
+        need(field!(f, "SHA256"), "SHA256").with_context(|| format!("{name}: apt needs SHA256"))?;
     if sha256.len() != 64
         || !sha256
             .bytes()
@@ -522,35 +806,42 @@ fn parse_package<'a>(p: &deb822::Paragraph<'a>, origin: Origin<'a>) -> Result<Pa
     {
         bail!("{name}: invalid SHA256 {sha256:?}");
     }
-    let source_name = f
-        .source
+    let source_name = field!(f, "Source")
         .map(|s| s.split_whitespace().next().unwrap_or(name))
         .unwrap_or(name);
-    let multi_arch = match f.multi_arch {
-        Some("same") => MultiArch::Same,
+    let arch = need(field!(f, "Architecture"), "Architecture")?;
+    let multi_arch = match field!(f, "Multi-Arch") {
+        Some("same") if arch != "all" => MultiArch::Same,
         Some("foreign") => MultiArch::Foreign,
         Some("allowed") => MultiArch::Allowed,
         _ => MultiArch::No,
     };
-    Ok(Package {
+    let yes = |value: Option<&str>| value.is_some_and(|v| v.eq_ignore_ascii_case("yes"));
+    let pkg = Package {
         name,
         version_text,
-        arch: need(f.architecture, "Architecture")?,
+        arch,
         multi_arch,
         source_name,
-        filename: need(f.filename, "Filename")?,
+        filename: need(field!(f, "Filename"), "Filename")?,
         size,
         sha256,
-        essential: f.essential.is_some_and(|v| v == "yes"),
-        priority: Priority::parse(f.priority.unwrap_or("")),
-        pre_depends: f.pre_depends.unwrap_or(""),
-        depends: f.depends.unwrap_or(""),
-        recommends: f.recommends.unwrap_or(""),
-        suggests: f.suggests.unwrap_or(""),
-        provides_text: f.provides.unwrap_or(""),
+        essential: yes(field!(f, "Essential")),
+        important: yes(field!(f, "Important")) || yes(field!(f, "Protected")),
+        priority: Priority::parse(field!(f, "Priority")),
+        pre_depends: field!(f, "Pre-Depends").unwrap_or(""),
+        depends: field!(f, "Depends").unwrap_or(""),
+        recommends: field!(f, "Recommends").unwrap_or(""),
+        suggests: field!(f, "Suggests").unwrap_or(""),
+        conflicts: field!(f, "Conflicts").unwrap_or(""),
+        breaks: field!(f, "Breaks").unwrap_or(""),
+        provides_text: field!(f, "Provides").unwrap_or(""),
         paragraph: p.text,
-        origin,
-    })
+        index: index.path,
+        origin: index.origin,
+        pin: index.origin.pin,
+    };
+    Ok((pkg, provided))
 }
 
 #[cfg(test)]
@@ -582,9 +873,25 @@ mod tests {
     fn origin() -> Origin<'static> {
         Origin {
             source: 0,
+            url: "http://up",
             dist: "d",
             component: "main",
+            pin: 500,
         }
+    }
+
+    fn amd64() -> Client {
+        Client {
+            native: "amd64".into(),
+            foreign: Vec::new(),
+        }
+    }
+
+    fn entry(name: &str, version: &str, arch: &str, sha: char, extra: &str) -> String {
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: {arch}\nFilename: pool/{name}.deb\nSize: 1\nSHA256: {}\n{extra}\n",
+            sha.to_string().repeat(64)
+        )
     }
 
     #[test]
@@ -611,7 +918,7 @@ mod tests {
             path: "big",
             origin: origin(),
         }];
-        let u = Universe::build("amd64", &indices).unwrap();
+        let u = Universe::build(&amd64(), &indices, &|_, _| false).unwrap();
         assert_eq!(u.packages.len(), n);
         // Entries keep index order across runs.
         for (i, p) in u.packages.iter().enumerate() {
@@ -626,11 +933,10 @@ mod tests {
     }
 
     #[test]
-    fn an_error_in_a_late_run_names_its_line_from_the_top() {
+    fn a_malformed_entry_in_a_late_run_is_skipped_and_named_by_its_line_from_the_top() {
         let mut text = big_index(12_000);
         let bad = text.rfind("Version: 1.11990\n").unwrap();
-        text.replace_range(bad..bad + "Version: 1.11990".len(), "Version: !bad");
-        let line = text[..bad].matches('\n').count() + 1;
+        text.replace_range(bad..bad + "Version: 1.11990".len(), "Version: 1.0 beta");
         let entry_line = text[..text[..bad].rfind("Package:").unwrap()]
             .matches('\n')
             .count()
@@ -641,11 +947,151 @@ mod tests {
             path: "big",
             origin: origin(),
         }];
-        let err = format!("{:#}", Universe::build("amd64", &indices).err().unwrap());
-        assert!(line > entry_line);
-        assert!(
-            err.contains(&format!("big: entry at line {entry_line}")),
-            "{err}"
+        let u = Universe::build(&amd64(), &indices, &|_, _| false).unwrap();
+        assert_eq!(u.packages.len(), 12_000 - 1);
+        assert_eq!(u.malformed.len(), 1);
+        let m = &u.malformed[0];
+        assert_eq!((m.index.as_str(), m.line), ("big", entry_line));
+        assert_eq!(m.name.as_deref(), Some("pkg11990"));
+        assert!(m.error.contains("Version"), "{}", m.error);
+        assert_eq!(u.malformed_named("pkg11990").len(), 1);
+    }
+
+    #[test]
+    fn entries_apt_would_skip_are_counted_not_fatal() {
+        let text = IndexText::from(
+            [
+                entry("MyTool", "1.0", "amd64", 'a', ""),
+                entry("tool", "1.0 beta", "amd64", 'b', ""),
+                entry("good", "1", "amd64", 'c', "Provides: xx (>= 1), yy\n"),
+            ]
+            .concat(),
         );
+        let indices = [IndexRef {
+            text: &text,
+            path: "vendor",
+            origin: origin(),
+        }];
+        let u = Universe::build(&amd64(), &indices, &|_, _| false).unwrap();
+        assert_eq!(u.packages.len(), 1, "{:?}", u.malformed);
+        assert_eq!(u.malformed.len(), 2);
+        assert_eq!(
+            u.malformed_named("mytool").len(),
+            1,
+            "found whatever its case"
+        );
+        assert_eq!(u.ignored_provides, 1);
+        assert!(u.providers("xx").is_empty());
+        assert_eq!(u.providers("yy").len(), 1);
+    }
+
+    #[test]
+    fn the_same_file_in_two_dists_is_one_version_listed_twice() {
+        let stable = IndexText::from(entry("tzdata", "1", "all", 'a', ""));
+        let security = IndexText::from(
+            [
+                entry("tzdata", "1", "all", 'a', ""),
+                entry("other", "1", "all", 'b', ""),
+            ]
+            .concat(),
+        );
+        let backports = Origin {
+            source: 1,
+            dist: "security",
+            pin: 990,
+            ..origin()
+        };
+        let indices = [
+            IndexRef {
+                text: &stable,
+                path: "stable",
+                origin: origin(),
+            },
+            IndexRef {
+                text: &security,
+                path: "security",
+                origin: backports,
+            },
+        ];
+        let u = Universe::build(&amd64(), &indices, &|_, _| false).unwrap();
+        let ids = u.by_name("tzdata");
+        assert_eq!(ids.len(), 1);
+        assert_eq!(u.aliases_of(ids[0]).len(), 1);
+        assert_eq!(u.aliases_of(ids[0])[0].origin.dist, "security");
+        assert_eq!(
+            u.get(ids[0]).pin,
+            990,
+            "the highest pin of the dists listing it"
+        );
+        assert!(u.shadowed.is_empty());
+    }
+
+    #[test]
+    fn a_different_file_under_the_same_version_keeps_the_one_asked_for() {
+        let first = IndexText::from(entry("tool", "1", "amd64", 'a', ""));
+        let second = IndexText::from(entry("tool", "1", "amd64", 'b', ""));
+        let other = Origin {
+            source: 1,
+            url: "http://vendor",
+            ..origin()
+        };
+        let indices = [
+            IndexRef {
+                text: &first,
+                path: "first",
+                origin: origin(),
+            },
+            IndexRef {
+                text: &second,
+                path: "second",
+                origin: other,
+            },
+        ];
+        let u = Universe::build(&amd64(), &indices, &|_, _| false).unwrap();
+        assert_eq!(u.get(u.by_name("tool")[0]).sha256, "a".repeat(64));
+        assert_eq!(u.shadowed.len(), 1);
+        let u = Universe::build(&amd64(), &indices, &|name, source| {
+            name == "tool" && source == 1
+        })
+        .unwrap();
+        assert_eq!(u.get(u.by_name("tool")[0]).sha256, "b".repeat(64));
+        assert_eq!(u.shadowed[0].dropped.origin.url, "http://up");
+    }
+
+    #[test]
+    fn slots_group_versions_by_architecture_with_all_as_native() {
+        let text = IndexText::from(
+            [
+                entry("libc6", "2", "amd64", 'a', ""),
+                entry("libc6", "2", "i386", 'b', ""),
+                entry("libc6", "1", "amd64", 'c', ""),
+                entry("data", "1", "all", 'd', ""),
+                entry("arm", "1", "arm64", 'e', ""),
+            ]
+            .concat(),
+        );
+        let indices = [IndexRef {
+            text: &text,
+            path: "x",
+            origin: origin(),
+        }];
+        let client = Client {
+            native: "amd64".into(),
+            foreign: vec!["i386".into()],
+        };
+        let u = Universe::build(&client, &indices, &|_, _| false).unwrap();
+        assert!(u.by_name("arm").is_empty(), "arm64 is not this client's");
+        let native = u.slot("libc6", "amd64").unwrap();
+        let foreign = u.slot("libc6", "i386").unwrap();
+        assert_ne!(native, foreign);
+        let versions: Vec<&str> = u
+            .slot_versions(native)
+            .iter()
+            .map(|&id| u.get(id).version_text)
+            .collect();
+        assert_eq!(versions, ["2", "1"]);
+        assert_eq!(u.slot_versions(foreign).len(), 1);
+        assert!(u.slot("data", "amd64").is_some());
+        assert_eq!(u.slots_named("libc6").count(), 2);
     }
 }

@@ -112,7 +112,12 @@ pub async fn fetch_indices(
     let what = format!("{}/{}", spec.prefix, spec.name);
     let mut wanted = Vec::new();
     for component in &spec.components {
-        for arch in &spec.settings.architectures {
+        for arch in spec
+            .settings
+            .architectures
+            .iter()
+            .chain(&spec.settings.foreign_architectures)
+        {
             wanted.push((component.clone(), arch.clone(), true));
         }
         // Archives that do not fold arch-all packages into binary-<arch> list binary-all.

@@ -3,7 +3,7 @@
 
 use mini_mirror::index_text::IndexText;
 use mini_mirror::openpgp::GoodSignature;
-use mini_mirror::universe::{IndexRef, Origin, Universe};
+use mini_mirror::universe::{Client, IndexRef, Origin, Universe};
 use std::path::Path;
 
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
@@ -34,11 +34,20 @@ fn deb822_inputs_never_panic() {
             path: &name,
             origin: Origin {
                 source: 0,
+                url: "http://upstream",
                 dist: "d",
                 component: "main",
+                pin: 500,
             },
         }];
-        let _ = Universe::build("amd64", &indices);
+        let _ = Universe::build(
+            &Client {
+                native: "amd64".into(),
+                foreign: Vec::new(),
+            },
+            &indices,
+            &|_, _| false,
+        );
     }
 }
 

@@ -657,7 +657,6 @@ fn garbage_fields_in_index_entry_are_refused_cleanly() {
         ("SHA256 too short", field("SHA256", "abc123")),
         ("empty Version", field("Version", "")),
         ("Version with spaces", field("Version", "3.0 beta")),
-        ("Package with odd characters", field("Package", "app!$(id)")),
         (
             "a line that is no field",
             Box::new(|p: &str| format!("{p}\nthis line is not a field").into_bytes()),
@@ -719,6 +718,30 @@ fn garbage_fields_in_index_entry_are_refused_cleanly() {
     }
     assert_eq!(assert_tree_consistent(&fx.ws), old_set());
     assert_recovers(&fx);
+}
+
+/// An entry whose Package name is not a package name belongs to nothing the mirror needs:
+/// apt skips it, and so does the builder, with a warning naming the index and line; the
+/// rest of the index is mirrored as usual.
+#[test]
+fn unreadable_entry_nobody_needs_is_skipped_with_a_warning() {
+    let fx = published_then(|fx| with_new_app(&fx.key, |p| p));
+    fx.repo
+        .rewrite_index_signed(&fx.key, "bookworm", "main", "amd64", |t| {
+            t.replace(
+                "Package: app\nVersion: 3.0\n",
+                "Package: app!$(id)\nVersion: 3.0\n",
+            )
+        });
+    let r = fx.build();
+    r.assert_success();
+    assert!(
+        r.stderr.contains("binary-amd64/Packages")
+            && r.stderr.contains("skipped 1 unreadable entry"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(assert_tree_consistent(&fx.ws), old_set());
 }
 
 /// The same field twice in one entry (dpkg refuses such control data): the builder reads the
