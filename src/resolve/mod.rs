@@ -519,16 +519,21 @@ impl<'g, 'u, 'a, 'r> Resolver<'g, 'u, 'a, 'r> {
         let u = self.universe;
         let r = &self.requests[request];
         let variant = r.settings.essential;
-        let mut names: Vec<&str> = u
-            .packages
-            .iter()
-            .filter(|p| {
-                p.origin.source == r.source
+        // A package is this source's when this source lists its file (maybe beside
+        // another source that lists the same file).
+        let listed_here = |id: PkgId| {
+            u.get(id).origin.source == r.source
+                || u.aliases_of(id).iter().any(|a| a.origin.source == r.source)
+        };
+        let mut names: Vec<&str> = (0..u.packages.len())
+            .filter(|&id| {
+                let p = u.get(id);
+                listed_here(id)
                     && (p.essential
                         || p.priority == Priority::Required
                         || (variant == Essential::Default && p.priority == Priority::Important))
             })
-            .map(|p| p.name)
+            .map(|id| u.get(id).name)
             .collect();
         names.extend(r.bootstrap_names.iter().map(String::as_str));
         if variant == Essential::Minbase {
@@ -542,7 +547,7 @@ impl<'g, 'u, 'a, 'r> Resolver<'g, 'u, 'a, 'r> {
             ids.iter()
                 .copied()
                 .filter(|&id| u.slot_arch(id) == u.client.native)
-                .find(|&id| u.get(id).origin.source == r.source)
+                .find(|&id| listed_here(id))
                 .or_else(|| {
                     ids.iter()
                         .copied()
@@ -641,8 +646,10 @@ impl<'g, 'u, 'a, 'r> Resolver<'g, 'u, 'a, 'r> {
             }
         }
         for m in &self.universe.malformed {
+            let named = m.to_string();
             if let Some(name) = &m.name
                 && needed.contains(&name.to_ascii_lowercase())
+                && !self.problems.iter().any(|p| p.contains(&named))
             {
                 self.problems.push(format!(
                     "{m} (an entry for {name:?}, which this mirror needs: fix the index upstream, or drop what needs it)"

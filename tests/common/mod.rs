@@ -9,6 +9,10 @@
 //! * [`Workspace`] lays out a `sources/` tree and runs the `mini-mirror` binary.
 #![allow(dead_code)]
 
+pub mod apt;
+#[allow(unused_imports)]
+pub use apt::{AptClient, apt_download};
+
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -606,6 +610,7 @@ struct DistSpec {
     inrelease: bool,
     release_gpg: bool,
     signer: Option<GpgKey>,
+    extra_fields: Vec<(String, String)>,
     packages: Vec<(String, Pkg)>,
 }
 
@@ -648,6 +653,7 @@ impl Upstream {
             inrelease: true,
             release_gpg: true,
             signer: None,
+            extra_fields: Vec::new(),
             packages: Vec::new(),
         }
     }
@@ -706,6 +712,11 @@ impl Upstream {
     }
     pub fn valid_until(mut self, v: &str) -> Upstream {
         self.cur().valid_until = Some(v.into());
+        self
+    }
+    /// Another field in the Release (e.g. `NotAutomatic: yes`).
+    pub fn release_field(mut self, name: &str, value: &str) -> Upstream {
+        self.cur().extra_fields.push((name.into(), value.into()));
         self
     }
     /// Write `Acquire-By-Hash: yes` and `by-hash/SHA256/<hash>` copies.
@@ -835,6 +846,9 @@ fn release_text(d: &DistSpec, listed: &[(String, Vec<u8>)]) -> String {
         r += "Acquire-By-Hash: yes\n";
     }
     r += "Description: mini-mirror test fixture\n";
+    for (name, value) in &d.extra_fields {
+        r += &format!("{name}: {value}\n");
+    }
     r += "MD5Sum:\n";
     for (name, data) in listed {
         r += &format!(" {} {:>16} {}\n", md5_hex(data), data.len(), name);
@@ -1809,9 +1823,13 @@ impl Workspace {
     }
 
     /// The binary with the environment cleaned of anything that could leak in from the
-    /// outside (proxies, our own env knobs), and no arguments.
+    /// outside (proxies, our own env knobs), and no arguments. `MINI_MIRROR_TEST_BIN` runs
+    /// the suites against another build (an older release, to show what a fix changes).
     pub fn bare_command(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_mini-mirror"));
+        let bin = std::env::var_os("MINI_MIRROR_TEST_BIN")
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_mini-mirror").into());
+        let mut c = Command::new(bin);
         for var in [
             "HTTP_PROXY",
             "http_proxy",
@@ -2015,93 +2033,6 @@ pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         thread::sleep(Duration::from_millis(20));
     }
     cond()
-}
-
-/// Run the real `apt-get` against a published tree: `apt-get update` with the published
-/// keyring as `signed-by`, then `apt-get install --download-only` of `packages` into a private
-/// root (no system state touched). Returns (success, combined output).
-pub fn apt_download(
-    published: &Path,
-    dist: &str,
-    comps: &str,
-    arch: &str,
-    packages: &[&str],
-) -> (bool, String) {
-    let root = tempfile::tempdir().unwrap();
-    let r = root.path();
-    for d in [
-        "etc/apt/sources.list.d",
-        "etc/apt/preferences.d",
-        "etc/apt/apt.conf.d",
-        "var/lib/apt/lists/partial",
-        "var/cache/apt/archives/partial",
-        "var/lib/dpkg",
-        "var/log/apt",
-    ] {
-        fs::create_dir_all(r.join(d)).unwrap();
-    }
-    fs::write(r.join("var/lib/dpkg/status"), "").unwrap();
-    let keyring = published.join("mini-mirror-archive-keyring.gpg");
-    fs::write(
-        r.join("etc/apt/sources.list"),
-        format!(
-            "deb [signed-by={}] file:{} {dist} {comps}\n",
-            keyring.display(),
-            published.display()
-        ),
-    )
-    .unwrap();
-    let opts = |c: &mut Command| {
-        c.env("APT_CONFIG", r.join("etc/apt/apt.conf"))
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .arg("-o")
-            .arg(format!("Dir={}", r.display()))
-            .arg("-o")
-            .arg(
-                "Dir::State::status=".to_string()
-                    + &r.join("var/lib/dpkg/status").display().to_string(),
-            )
-            .arg("-o")
-            .arg(format!("APT::Architecture={arch}"))
-            .arg("-o")
-            .arg(format!("APT::Architectures={arch}"))
-            .arg("-o")
-            .arg("APT::Sandbox::User=root")
-            .arg("-o")
-            .arg("Debug::NoLocking=1")
-            .arg("-o")
-            .arg("Acquire::Languages=none")
-            .arg("-o")
-            .arg("APT::Get::List-Cleanup=0");
-    };
-    fs::write(r.join("etc/apt/apt.conf"), "").unwrap();
-    let mut log = String::new();
-    let mut update = Command::new("apt-get");
-    opts(&mut update);
-    update.arg("update");
-    let out = update.output().expect("run apt-get update");
-    log += &String::from_utf8_lossy(&out.stdout);
-    log += &String::from_utf8_lossy(&out.stderr);
-    // apt-get update exits 0 on some signature problems, so also look for its warnings.
-    let update_ok = out.status.success() && !log.contains("W:") && !log.contains("E:");
-    if !update_ok {
-        return (false, log);
-    }
-    let mut install = Command::new("apt-get");
-    opts(&mut install);
-    install
-        .args([
-            "install",
-            "--download-only",
-            "--no-install-recommends",
-            "-y",
-        ])
-        .args(packages);
-    let out = install.output().expect("run apt-get install");
-    log += &String::from_utf8_lossy(&out.stdout);
-    log += &String::from_utf8_lossy(&out.stderr);
-    let ok = out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("E:");
-    (ok, log)
 }
 
 // ---------------------------------------------------------------------------------------------
