@@ -1359,7 +1359,7 @@ fn redirect_loop_is_a_clear_error() {
 fn redirect_to_another_host_is_followed() {
     let fx = published_then(|fx| with_new_app(&fx.key, |p| p));
     let other = Server::start(fx.repo.root());
-    for suffix in ["/InRelease", "/Packages.xz", ".deb"] {
+    for suffix in ["/InRelease", "/Packages.gz", "/Packages.xz", ".deb"] {
         fx.server.redirect_to(suffix, &other.url());
     }
     fx.build().assert_success();
@@ -1367,6 +1367,10 @@ fn redirect_to_another_host_is_followed() {
     assert!(
         other.requested("/InRelease") > 0,
         "InRelease not fetched from the other host"
+    );
+    assert!(
+        other.requested("/Packages.gz") + other.requested("/Packages.xz") > 0,
+        "no index fetched from the other host"
     );
     assert!(
         other.deb_downloads() > 0,
