@@ -286,9 +286,39 @@ test_client() {
     phase "apt-get update [$rel]" apt_update "$root" "$rel" || true
     phase "install packages [$rel]" install_all "$root" "$rel" "$@"
 }
+# install_together ROOT LABEL INDEX...: one `apt-get install` of every requested package of each
+# prefix at once (co-installability: one-by-one installs would hide a Conflicts between requests);
+# nothing may be removed.
+install_together() {
+    local root=$1 label=$2; shift 2
+    local prefixes p i q name qa
+    prefixes=$(for i in "$@"; do echo "${S_PREFIX[$i]}"; done | awk '!seen[$0]++')
+    for p in $prefixes; do
+        local names=()
+        for i in "$@"; do
+            [ "${S_PREFIX[$i]}" = "$p" ] && [ "${S_ARCH_OK[$i]}" = 1 ] || continue
+            while IFS= read -r q; do
+                [ -n "$q" ] || continue
+                qa=$(sed -nE 's/.*\{\s*([^ }]+)\s*\}.*/\1/p' <<<"$q")
+                [ -z "$qa" ] || [ "$qa" = "$E2E_ARCH" ] || [ "$qa" = all ] || continue
+                name=$(sed -E 's/^\s*([^ ({]+).*/\1/' <<<"$q")
+                names+=("$name")
+            done <<<"${S_PKGS[$i]}"
+        done
+        [ ${#names[@]} -gt 0 ] || continue
+        local log=$WORK/logs/install-together-$label-${p//\//_}.log rc=0
+        in_client "$root" apt-get install -y --no-install-recommends --no-remove "${names[@]}" >"$log" 2>&1 || rc=$?
+        if [ "$rc" -eq 0 ] && ! grep -qE '^(W|E|Err):' "$log"; then
+            pass "installed all ${#names[@]} requests of /$p together"
+        else
+            fail "/$p: the ${#names[@]} requests do not install together: $(grep -E '^(E|W|Err):|Depends:|Breaks:|Conflicts:' "$log" | sed -E 's/^\s+//' | head -n 8 | tr '\n' '|' | sed -e 's/|$//' -e 's/|/ | /g')"
+        fi
+    done
+}
 install_all() {
     local root=$1 label=$2; shift 2
     local i q seen=" " name
+    install_together "$root" "$label" "$@"
     for i in "$@"; do
         [ "${S_ARCH_OK[$i]}" = 1 ] || { log "skipping packages of ${S_DIR[$i]#"$SOURCES"/}: not built for $E2E_ARCH"; continue; }
         while IFS= read -r q; do
