@@ -24,6 +24,21 @@ pub struct CachedRelease {
     pub last_modified: Option<String>,
 }
 
+/// The signed bytes of an accepted Release, as they came, so that they can be verified
+/// again when a later build falls back to them.
+#[derive(Debug, Clone)]
+pub enum SignedRelease {
+    /// A clearsigned InRelease.
+    InRelease(Vec<u8>),
+    /// A Release with its detached Release.gpg.
+    Detached {
+        /// `Release`.
+        release: Vec<u8>,
+        /// `Release.gpg`.
+        signature: Vec<u8>,
+    },
+}
+
 /// The default cache: `/var/cache/mini-mirror` for root, `~/.cache/mini-mirror` otherwise.
 pub fn default_dir() -> PathBuf {
     if is_root() {
@@ -165,6 +180,44 @@ impl Cache {
     /// The Date of the Release last accepted from `dist_url`, as written in it.
     pub fn load_accepted_date(&self, dist_url: &str) -> Option<String> {
         std::fs::read_to_string(self.release_dir(dist_url).join("accepted-date")).ok()
+    }
+
+    /// The signed Release accepted from `dist_url` on a previous build (to be verified
+    /// again before use).
+    pub fn load_accepted_release(&self, dist_url: &str) -> Option<SignedRelease> {
+        let dir = self.release_dir(dist_url);
+        if let Ok(body) = std::fs::read(dir.join("accepted-inrelease")) {
+            return Some(SignedRelease::InRelease(body));
+        }
+        Some(SignedRelease::Detached {
+            release: std::fs::read(dir.join("accepted-release")).ok()?,
+            signature: std::fs::read(dir.join("accepted-release.gpg")).ok()?,
+        })
+    }
+
+    /// Remember the signed Release just accepted from `dist_url`, replacing the last one.
+    pub fn store_accepted_release(&self, dist_url: &str, signed: &SignedRelease) -> Result<()> {
+        let dir = self.release_dir(dist_url);
+        std::fs::create_dir_all(&dir)?;
+        let put = |name: &str, bytes: &[u8]| -> Result<()> {
+            let tmp = self.temp_path()?;
+            std::fs::write(&tmp, bytes)?;
+            tmp.persist(dir.join(name))?;
+            Ok(())
+        };
+        match signed {
+            SignedRelease::InRelease(body) => {
+                put("accepted-inrelease", body)?;
+                let _ = std::fs::remove_file(dir.join("accepted-release"));
+                let _ = std::fs::remove_file(dir.join("accepted-release.gpg"));
+            }
+            SignedRelease::Detached { release, signature } => {
+                let _ = std::fs::remove_file(dir.join("accepted-inrelease"));
+                put("accepted-release.gpg", signature)?;
+                put("accepted-release", release)?;
+            }
+        }
+        Ok(())
     }
 
     /// Remember the Date of a Release just accepted from `dist_url`.

@@ -45,6 +45,10 @@ pub struct BuildOptions {
     pub jobs: usize,
     /// Rebuild even when the inputs match the live tree's.
     pub force: bool,
+    /// Exceptions to apt's Release checks the operator granted.
+    pub release_rules: upstream::ReleaseRules,
+    /// Publish even when more than half of a live tree's packages would go.
+    pub allow_shrink: bool,
 }
 
 /// What a build did, for the closing summary.
@@ -88,11 +92,10 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         .build()?;
     timer.lap("setup");
 
-    let releases = runtime.block_on(futures_util::future::try_join_all(
-        specs
-            .iter()
-            .map(|s| upstream::verified_release(&http, &cache, s)),
-    ))?;
+    let releases =
+        runtime.block_on(futures_util::future::try_join_all(specs.iter().map(|s| {
+            upstream::verified_release(&http, &cache, s, &opts.release_rules)
+        })))?;
     // A prefix whose inputs are exactly those of its live tree is already published.
     let (fingerprints, unchanged_packages) =
         plan::changed_prefixes(&specs, &releases, &key, &opts.output, opts.force);
@@ -112,6 +115,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     timer.lap("upstream");
     let plans = plan::plan_prefixes(&todo_specs, &fetched, &fingerprints)?;
     drop(fetched); // the plans own what they publish; free the index texts before downloading
+    publish::refuse_shrink(&opts.output, &plans, opts.allow_shrink)?;
     timer.lap("resolve");
     let pool_files: Vec<pool::PoolFile> =
         plans.iter().flat_map(|p| p.pool.iter().cloned()).collect();

@@ -56,6 +56,14 @@ enum Command {
         /// live tree was published (by default such a prefix is left as it is).
         #[arg(long)]
         force: bool,
+        /// Accept an upstream Release whose Origin, Label or Codename changed since the
+        /// last one accepted (apt-get update --allow-releaseinfo-change); check why first.
+        #[arg(long)]
+        allow_releaseinfo_change: bool,
+        /// Publish even when more than half of a live tree's packages would go (by default
+        /// such a build is refused, naming how many).
+        #[arg(long)]
+        allow_shrink: bool,
     },
 }
 
@@ -84,6 +92,8 @@ fn main() -> ExitCode {
         jobs,
         timings,
         force,
+        allow_releaseinfo_change,
+        allow_shrink,
     } = cli.command;
     let passphrase = match passphrase_file {
         Some(path) => match std::fs::read_to_string(&path) {
@@ -106,6 +116,10 @@ fn main() -> ExitCode {
         passphrase,
         jobs,
         force,
+        release_rules: mini_mirror::upstream::ReleaseRules {
+            allow_releaseinfo_change,
+        },
+        allow_shrink,
     };
     match mini_mirror::build(&opts) {
         Ok(r) => {

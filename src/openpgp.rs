@@ -10,8 +10,8 @@ use pgp::cert::prelude::*;
 use pgp::crypto::{KeyPair, Password};
 use pgp::parse::Parse;
 use pgp::parse::stream::{
-    DetachedVerifierBuilder, GoodChecksum, MessageLayer, MessageStructure, VerificationHelper,
-    VerifierBuilder,
+    DetachedVerifierBuilder, GoodChecksum, MessageLayer, MessageStructure, VerificationError,
+    VerificationHelper, VerifierBuilder,
 };
 use pgp::policy::StandardPolicy;
 use pgp::serialize::stream::{Armorer, Message, Signer};
@@ -60,6 +60,8 @@ struct Helper<'k> {
     policy: &'k StandardPolicy<'k>,
     accepted: Option<GoodSignature>,
     rejections: Vec<String>,
+    /// Signatures by a known key that do not verify: each fails the file, as in apt.
+    bad: Vec<String>,
 }
 
 impl VerificationHelper for Helper<'_> {
@@ -84,6 +86,17 @@ impl VerificationHelper for Helper<'_> {
                                 }
                                 Err(why) => self.rejections.push(why),
                             },
+                            // apt fails the whole file on any BADSIG (a signature by a key
+                            // it has that does not match the data), even beside a good one;
+                            // an unknown key's signature is only ignored.
+                            Err(VerificationError::BadSignature { sig, error, .. }) => {
+                                self.bad.push(format!(
+                                    "BADSIG by {}: {error}",
+                                    sig.issuers()
+                                        .next()
+                                        .map_or_else(|| "an unnamed key".into(), |k| k.to_hex())
+                                ));
+                            }
                             Err(e) => self.rejections.push(e.to_string()),
                         }
                     }
@@ -95,7 +108,12 @@ impl VerificationHelper for Helper<'_> {
                 }
             }
         }
-        if self.accepted.is_some() {
+        if !self.bad.is_empty() {
+            Err(anyhow!(
+                "a bad signature (apt rejects the file): {}",
+                self.bad.join("; ")
+            ))
+        } else if self.accepted.is_some() {
             Ok(())
         } else if self.rejections.is_empty() {
             Err(anyhow!("no signature found"))
@@ -112,6 +130,7 @@ impl<'k> Helper<'k> {
             policy,
             accepted: None,
             rejections: Vec::new(),
+            bad: Vec::new(),
         }
     }
 

@@ -329,6 +329,37 @@ pub fn switch(output: &Path, staged: Vec<Staged>) -> Result<()> {
     Ok(())
 }
 
+/// Wipe protection: a plan that would publish fewer than half of the packages of the live
+/// tree it replaces (an emptied packages.txt, an upstream that lost a component) is refused
+/// unless the operator allows it; checked before anything is downloaded.
+pub fn refuse_shrink(output: &Path, plans: &[PrefixPlan], allow_shrink: bool) -> Result<()> {
+    for plan in plans {
+        let Some((_, live)) = live_fingerprint(output, &plan.prefix) else {
+            continue;
+        };
+        let new = plan.pool.len();
+        if new * 2 >= live {
+            continue;
+        }
+        let gone = live - new;
+        if allow_shrink {
+            tracing::warn!(
+                "{}: publishing {new} packages where the live tree has {live} ({gone} go; allowed by --allow-shrink)",
+                plan.prefix
+            );
+        } else {
+            anyhow::bail!(
+                "{}: this build would publish {new} packages where the live tree has {live}: \
+                 {gone} would go (more than half). Refusing to shrink the mirror; if this is \
+                 meant (sources/{}/ was cut down), build again with --allow-shrink",
+                plan.prefix,
+                plan.prefix
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The fingerprint and package count recorded in the live tree of `prefix`, if any.
 pub fn live_fingerprint(output: &Path, prefix: &str) -> Option<(String, usize)> {
     let live = output.join(prefix);

@@ -3,7 +3,7 @@
 //! the `Packages` indices it lists, each checked against the signed size and SHA256.
 //! Nothing that was not verified leaves this module.
 
-use crate::cache::{Cache, CachedRelease};
+use crate::cache::{Cache, CachedRelease, SignedRelease};
 use crate::deb822;
 use crate::http::{Conditional, Http, HttpError};
 use crate::index_text::{self, ChunkReader, Compression, IndexText};
@@ -78,18 +78,31 @@ pub struct FetchedSource {
     pub indices: Vec<Index>,
 }
 
+/// How far a Release Date may be ahead of our clock: apt's `Acquire::Max-FutureTime`
+/// default (apt-pkg/metaindex.cc, apt 2.6 and 3.0: 10 seconds).
+const MAX_FUTURE_SECONDS: i64 = 10;
+
+/// The operator's exceptions to apt's Release checks, as apt's own options grant them.
+#[derive(Debug, Clone, Default)]
+pub struct ReleaseRules {
+    /// Accept a Release whose `Origin`, `Label` or `Codename` changed since the last one
+    /// accepted (`apt-get update --allow-releaseinfo-change`).
+    pub allow_releaseinfo_change: bool,
+}
+
 /// Fetch a source's Release (InRelease, or Release + Release.gpg) and verify it
 /// against the source's key.
 pub async fn verified_release(
     http: &Http,
     cache: &Cache,
     spec: &SourceSpec,
+    rules: &ReleaseRules,
 ) -> Result<VerifiedRelease> {
     let what = format!("{}/{}", spec.prefix, spec.name);
     let keyring = load_keyring(http, spec)
         .await
         .with_context(|| format!("source {what}: loading the upstream key"))?;
-    let release = fetch_release(http, cache, spec, &keyring)
+    let release = fetch_release(http, cache, spec, &keyring, rules)
         .await
         .with_context(|| format!("source {what}: {}/dists/{}", spec.url, spec.dist))?;
     tracing::info!(
@@ -170,6 +183,7 @@ async fn fetch_release(
     cache: &Cache,
     spec: &SourceSpec,
     keyring: &Keyring,
+    rules: &ReleaseRules,
 ) -> Result<VerifiedRelease> {
     let dist_url = format!("{}/dists/{}", spec.url, spec.dist);
     let inrelease_url = format!("{dist_url}/InRelease");
@@ -183,10 +197,11 @@ async fn fetch_release(
         )
         .await?;
     let mut to_remember = None;
-    let (text, signed_by) = match answer {
+    let (text, signed_by, signed) = match answer {
         Conditional::NotModified => {
             let body = &previous.as_ref().expect("validators came from it").body;
-            verify_inrelease(body, keyring)?
+            let (text, good) = verify_inrelease(body, keyring)?;
+            (text, good, SignedRelease::InRelease(body.clone()))
         }
         Conditional::Body {
             body,
@@ -194,13 +209,14 @@ async fn fetch_release(
             last_modified,
         } => {
             // A bad InRelease is an error, never a reason to try Release.gpg.
-            let verified = verify_inrelease(&body, keyring)?;
+            let (text, good) = verify_inrelease(&body, keyring)?;
+            let signed = SignedRelease::InRelease(body.clone());
             to_remember = Some(CachedRelease {
                 body,
                 etag,
                 last_modified,
             });
-            verified
+            (text, good, signed)
         }
         Conditional::NotFound => {
             tracing::info!("{inrelease_url} not found; using Release and Release.gpg");
@@ -216,39 +232,162 @@ async fn fetch_release(
                 })?;
             let good =
                 openpgp::verify_detached(&release, &signature, keyring).context("Release.gpg")?;
-            (release, good)
+            (
+                release.clone(),
+                good,
+                SignedRelease::Detached { release, signature },
+            )
         }
     };
     let text = String::from_utf8(text).context("the signed Release is not UTF-8")?;
     let release = parse_release(dist_url, text, signed_by)?;
-    refuse_replay(cache, &release)?;
+    refuse_future_date(&release)?;
+    refuse_conflicting_distribution(spec, &release)?;
+    let last = last_accepted(cache, &release.dist_url, keyring);
+    if let Some(last) = &last {
+        if release
+            .date
+            .zip(last.date)
+            .is_some_and(|(new, old)| new < old)
+        {
+            // A lagging mirror behind a CDN, or a replay: apt keeps what it had.
+            tracing::warn!(
+                "{}: upstream serves an older Release (Date {}) than the one accepted before ({}); \
+                 keeping the last verified Release and its indices, as apt does",
+                release.dist_url,
+                release.date.map(format_date).unwrap_or_default(),
+                last.date.map(format_date).unwrap_or_default(),
+            );
+            return Ok(last.clone());
+        }
+        refuse_releaseinfo_change(last, &release, rules)?;
+    } else if let Some(old) = cache
+        .load_accepted_date(&release.dist_url)
+        .and_then(|d| parse_date(&d).ok())
+        && release.date.is_some_and(|new| new < old)
+    {
+        // Only the Date of the last accepted Release is known (a cache from before the
+        // Release itself was kept): nothing to fall back to.
+        bail!(
+            "the upstream Release is older than the one accepted before (Date {} < {}): \
+             a replayed or rolled-back Release, refusing it",
+            release.date.map(format_date).unwrap_or_default(),
+            format_date(old)
+        );
+    }
     if let Some(new) = to_remember {
         cache.store_release(&inrelease_url, &new)?;
     }
+    cache.store_accepted_release(&release.dist_url, &signed)?;
     if let Some(date) = release.date {
         cache.store_accepted_date(&release.dist_url, &format_date(date))?;
     }
     Ok(release)
 }
 
-/// apt refuses a Release older than the one it already has: so do we, comparing with
-/// the Date of the Release accepted from this dist on a previous build (whichever way it
-/// came, InRelease or Release + Release.gpg).
-fn refuse_replay(cache: &Cache, new: &VerifiedRelease) -> Result<()> {
-    let old = cache
-        .load_accepted_date(&new.dist_url)
-        .and_then(|d| parse_date(&d).ok());
-    if let (Some(old), Some(new_date)) = (old, new.date)
-        && new_date < old
-    {
+/// The Release accepted from `dist_url` on a previous build, verified again with today's
+/// keyring (a key revoked since makes it unusable, as it should).
+fn last_accepted(cache: &Cache, dist_url: &str, keyring: &Keyring) -> Option<VerifiedRelease> {
+    let signed = cache.load_accepted_release(dist_url)?;
+    let (text, good) = match &signed {
+        SignedRelease::InRelease(body) => verify_inrelease(body, keyring).ok()?,
+        SignedRelease::Detached { release, signature } => (
+            release.clone(),
+            openpgp::verify_detached(release, signature, keyring).ok()?,
+        ),
+    };
+    let text = String::from_utf8(text).ok()?;
+    parse_release(dist_url.to_owned(), text, good).ok()
+}
+
+/// apt refuses a Release dated ahead of its clock ("is not valid yet"), and so do we:
+/// before anything of it is stored, so that it never becomes the replay floor.
+fn refuse_future_date(release: &VerifiedRelease) -> Result<()> {
+    let Some(date) = release.date else {
+        return Ok(());
+    };
+    let ahead = date - Utc::now();
+    if ahead.num_seconds() > MAX_FUTURE_SECONDS {
         bail!(
-            "the upstream Release is older than the one accepted before (Date {} < {}): \
-             a replayed or rolled-back Release, refusing it",
-            format_date(new_date),
-            format_date(old)
+            "the Release is not valid yet (Date: {}, {} ahead of this machine's clock); \
+             apt refuses it too: check the upstream's clock, or this one's",
+            format_date(date),
+            humantime(ahead)
         );
     }
     Ok(())
+}
+
+/// apt's "Conflicting distribution": the dist asked for must be the Release's `Suite` or
+/// its `Codename` (a dist `a/b` is checked as `a`, as apt does; a flat `./` is not checked).
+/// Else a validly signed Release of another dist (stable's, served as the security dist)
+/// could freeze updates.
+fn refuse_conflicting_distribution(spec: &SourceSpec, release: &VerifiedRelease) -> Result<()> {
+    let expected = match spec.dist.rfind('/') {
+        Some(i) => &spec.dist[..i],
+        None => spec.dist.as_str(),
+    };
+    if expected.is_empty() || expected == "." {
+        return Ok(());
+    }
+    let suite = release.field("Suite");
+    let codename = release.field("Codename");
+    if suite == Some(expected) || codename == Some(expected) {
+        return Ok(());
+    }
+    bail!(
+        "conflicting distribution: expected {expected} but the signed Release says Suite {} \
+         and Codename {} (apt: \"Conflicting distribution\"); refusing it, as a validly signed \
+         Release of another dist must not stand in for this one",
+        suite.unwrap_or("(none)"),
+        codename.unwrap_or("(none)")
+    )
+}
+
+/// apt refuses a Release whose `Origin`, `Label` or `Codename` changed since the last one
+/// it accepted, unless the operator allows it (`Suite` may change: a new stable release).
+fn refuse_releaseinfo_change(
+    last: &VerifiedRelease,
+    new: &VerifiedRelease,
+    rules: &ReleaseRules,
+) -> Result<()> {
+    let changed: Vec<String> = ["Origin", "Label", "Codename"]
+        .iter()
+        .filter(|f| last.field(f) != new.field(f))
+        .map(|f| {
+            format!(
+                "{f} {:?} → {:?}",
+                last.field(f).unwrap_or(""),
+                new.field(f).unwrap_or("")
+            )
+        })
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    if rules.allow_releaseinfo_change {
+        tracing::warn!(
+            "{}: the Release changed its {} (allowed by --allow-releaseinfo-change)",
+            new.dist_url,
+            changed.join(", ")
+        );
+        return Ok(());
+    }
+    bail!(
+        "the Release changed its {} since the last one accepted; apt refuses this too \
+         (\"changed its ... value\"): pass --allow-releaseinfo-change once you have checked it",
+        changed.join(", ")
+    )
+}
+
+fn humantime(d: chrono::Duration) -> String {
+    let s = d.num_seconds();
+    match s {
+        s if s >= 86_400 => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+        s if s >= 3600 => format!("{}h {}min", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}min {}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
 }
 
 fn verify_inrelease(body: &[u8], keyring: &Keyring) -> Result<(Vec<u8>, GoodSignature)> {

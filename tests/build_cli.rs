@@ -1597,3 +1597,34 @@ fn rebuild_after_output_loss_comes_from_cache() {
         "pool files differ after the rebuild"
     );
 }
+
+/// Wipe protection: a packages.txt cut from four requests (4 packages) to one that publishes
+/// one package would drop more than half of the live tree: refused before anything is
+/// downloaded, naming how many would go; `--allow-shrink` publishes it.
+#[test]
+fn a_build_that_drops_most_of_the_live_tree_needs_allow_shrink() {
+    let fx = Fixture::basic();
+    fx.source("p", "s").packages("app\nunrelated\n").write();
+    fx.ws.build().assert_success();
+    assert_eq!(
+        fx.ws.published_names("p", "bookworm", "main", "amd64"),
+        names(&["app", "base", "libfoo", "unrelated"])
+    );
+    fx.source("p", "s").packages("unrelated\n").write();
+    fx.server.clear_requests();
+    let r = assert_rejected_keeping_tree(
+        &fx.ws,
+        &[
+            "would publish 1 packages",
+            "live tree has 4",
+            "3 would go",
+            "--allow-shrink",
+        ],
+    );
+    assert_eq!(fx.server.deb_downloads(), 0, "{}", r.stderr);
+    fx.ws.build_with(&["--allow-shrink"], &[]).assert_success();
+    assert_eq!(
+        fx.ws.published_names("p", "bookworm", "main", "amd64"),
+        names(&["unrelated"])
+    );
+}

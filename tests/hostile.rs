@@ -325,6 +325,30 @@ fn good_inrelease_with_tampered_release_gpg_is_used() {
     assert_eq!(fx.server.requested("/dists/bookworm/Release"), 0);
 }
 
+/// apt fails a file on any BADSIG, even beside a good signature: a Release.gpg holding the
+/// good signature and one by the same (known) key over other bytes is refused. A signature
+/// by a key nobody listed beside the good one is only ignored, as in apt.
+#[test]
+fn bad_signature_beside_a_good_one_is_refused() {
+    let fx = published_then(|fx| with_new_app(&fx.key, |p| p).without_inrelease());
+    let release = fx.repo.read("dists/bookworm/Release");
+    let good = fx.key.detach_sign_binary(&release);
+    let mallory = GpgKey::generate("Mallory <m@example.org>");
+    // An unknown key's signature beside the good one: accepted.
+    fx.repo.write(
+        "dists/bookworm/Release.gpg",
+        [good.clone(), mallory.detach_sign_binary(&release)].concat(),
+    );
+    fx.build().assert_success();
+    assert_eq!(assert_tree_consistent(&fx.ws), new_set());
+    // A BADSIG by the source's own key beside the good one: refused.
+    let stale = fx.key.detach_sign_binary(b"some other Release");
+    fx.repo
+        .write("dists/bookworm/Release.gpg", [good, stale].concat());
+    assert_rejected_keeping_tree(&fx, &["bad signature", "BADSIG"]);
+    assert_recovers(&fx);
+}
+
 /// A bad InRelease is an error, never a reason to fall back to Release + Release.gpg, which
 /// are good here: content changed after signing, signature stripped, signed by another key.
 #[test]
@@ -392,23 +416,31 @@ fn day_before_upstream_date(fx: &Fx) -> String {
     rfc2822(date.with_timezone(&chrono::Utc) - chrono::Duration::days(1))
 }
 
-/// Replay: after publishing with upstream Date D, a validly signed Release dated before D is
-/// refused (the builder remembers the last accepted InRelease in its cache).
+/// Replay or a lagging CDN backend: after publishing with upstream Date D, a validly signed
+/// Release dated before D is not used; as apt does, the build keeps the last verified
+/// Release and its indices, says so, and the published set stays what it was.
 #[test]
-fn replayed_older_release_is_refused() {
+fn older_release_keeps_the_last_verified_one() {
     let fx = Fx::basic();
     fx.build().assert_success();
     let older = day_before_upstream_date(&fx);
-    // The replayed Release is genuinely signed and even brings a new version.
+    // The older Release is genuinely signed and even brings a new version.
     fx.repo.rebuild(&with_new_app(&fx.key, |p| p).date(&older));
-    assert_rejected_keeping_tree(&fx, &["older"]);
+    let r = fx.build();
+    r.assert_success();
+    assert!(
+        r.stderr.contains("older Release") && r.stderr.contains("keeping the last verified"),
+        "no warning about the older Release:\n{}",
+        r.stderr
+    );
+    assert_eq!(assert_tree_consistent(&fx.ws), old_set());
     assert_recovers(&fx);
 }
 
-/// The same replay served the other way a Release can come: no InRelease (404), an older
-/// Release with a good Release.gpg. Replay protection must not depend on the format.
+/// The same served the other way a Release can come: no InRelease (404), an older Release
+/// with a good Release.gpg. Replay protection must not depend on the format.
 #[test]
-fn replayed_older_release_via_release_gpg_is_refused() {
+fn older_release_via_release_gpg_keeps_the_last_verified_one() {
     let fx = Fx::basic();
     fx.build().assert_success();
     let older = day_before_upstream_date(&fx);
@@ -417,8 +449,49 @@ fn replayed_older_release_via_release_gpg_is_refused() {
             .date(&older)
             .without_inrelease(),
     );
-    assert_rejected_keeping_tree(&fx, &["older"]);
+    let r = fx.build();
+    r.assert_success();
+    assert!(r.stderr.contains("older Release"), "{}", r.stderr);
+    assert_eq!(assert_tree_consistent(&fx.ws), old_set());
     assert_recovers(&fx);
+}
+
+/// A Release dated ahead of the clock is refused as apt refuses it ("not valid yet"), and it
+/// is not remembered: once upstream fixes its clock, the next build works.
+#[test]
+fn release_dated_in_the_future_is_refused_and_not_remembered() {
+    let fx = Fx::basic();
+    fx.build().assert_success();
+    let future = rfc2822(chrono::Utc::now() + chrono::Duration::days(5 * 365));
+    fx.repo.rebuild(&with_new_app(&fx.key, |p| p).date(&future));
+    assert_rejected_keeping_tree(&fx, &["not valid yet"]);
+    // Upstream fixes its clock: a Release dated now is accepted (the future Date did not
+    // become the replay floor).
+    assert_recovers(&fx);
+}
+
+/// A validly signed Release of another dist (stable's, served at dists/bookworm/) is refused:
+/// apt's "Conflicting distribution".
+#[test]
+fn release_of_another_dist_is_refused() {
+    let fx = published_then(|fx| {
+        with_new_app(&fx.key, |p| p)
+            .suite("stable")
+            .codename("trixie")
+    });
+    assert_rejected_keeping_tree(&fx, &["conflicting distribution", "expected bookworm"]);
+    assert_recovers(&fx);
+}
+
+/// A Release whose Origin changed since the last one accepted is refused unless the operator
+/// allows it, as `apt-get update` does.
+#[test]
+fn release_info_change_needs_allow_releaseinfo_change() {
+    let fx = published_then(|fx| with_new_app(&fx.key, |p| p).origin("Someone Else"));
+    assert_rejected_keeping_tree(&fx, &["Origin", "--allow-releaseinfo-change"]);
+    let r = fx.build_with(&["--allow-releaseinfo-change"], &[]);
+    r.assert_success();
+    assert_eq!(assert_tree_consistent(&fx.ws), new_set());
 }
 
 /// Unsigned text around a clearsigned InRelease (before the BEGIN line, after the END line,

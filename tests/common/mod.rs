@@ -351,6 +351,11 @@ impl GpgKey {
         self.sign_file(input, &["--detach-sign", "--armor"])
     }
 
+    /// A binary detached signature (packets concatenate into a multi-signature file).
+    pub fn detach_sign_binary(&self, input: &[u8]) -> Vec<u8> {
+        self.sign_file(input, &["--detach-sign"])
+    }
+
     /// Binary public key (`gpg --export`).
     pub fn public_binary(&self) -> Vec<u8> {
         run_checked(self.gpg().args(["--export", &self.0.fpr])).stdout
