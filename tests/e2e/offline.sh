@@ -34,7 +34,7 @@ set -euo pipefail
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2; exit 2; }
 
-SOURCES='' ESSENTIAL=0 MIRROR='' OUTPUT='' BIN=${MINI_MIRROR_BIN:-} SIGN_KEY='' JOBS='' BUILD_CACHE='' PORT=${MINI_MIRROR_E2E_PORT:-8080} KEEP=0 GIVEN_NETNS=''
+SOURCES='' ESSENTIAL=0 MIRROR='' OUTPUT='' BIN=${MINI_MIRROR_BIN:-} SIGN_KEY='' JOBS='' BUILD_CACHE='' PORT=${MINI_MIRROR_E2E_PORT:-8080} KEEP=0 GIVEN_NETNS='' TLS_PORT=${MINI_MIRROR_E2E_TLS_PORT:-8443}
 while [ $# -gt 0 ]; do
     case "$1" in
         --essential-bootstrap) ESSENTIAL=1 ;;
@@ -65,11 +65,12 @@ fail() { FAILED=$((FAILED + 1)); echo "failed $*"; }
 # ---- work dir and cleanup ------------------------------------------------------------------------
 WORK=$(mktemp -d /var/tmp/mm-e2e.XXXXXX)
 chmod 0755 "$WORK"          # nginx workers (nobody) must be able to traverse it
-NGINX_PID_mirror=
+NGINX_PID_mirror= NGINX_PID_tls=
 cleanup() {
     local rc=$?
     set +e
     stop_pid "$NGINX_PID_mirror"
+    stop_pid "$NGINX_PID_tls"
     [ -n "$GIVEN_NETNS" ] || netns_delete
     remove_workdir "$WORK" "$KEEP"
     exit "$rc"
@@ -336,21 +337,52 @@ install_all() {
 }
 
 # ---- essential seeding: debootstrap from the mirror ------------------------------------------------
+# serve_tls: the same tree over HTTPS on 127.0.0.1:$TLS_PORT in the namespace (the README puts the
+# mirror behind an HTTPS Ingress; debootstrap then also needs ca-certificates from it), with a
+# throwaway CA that only this run's wget trusts (WGETRC).
+serve_tls() {
+    local tls=$WORK/tls
+    mkdir -p "$tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=mini-mirror e2e CA"         -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1"         -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\n' >"$tls/ext"
+    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+        -days 2 -extfile "$tls/ext" -out "$tls/server.pem" 2>/dev/null
+    local conf
+    conf=$(render_nginx_conf "$MIRROR" "127.0.0.1:$TLS_PORT" "$WORK/nginx-tls")
+    sed -i "s#listen 127.0.0.1:$TLS_PORT;#listen 127.0.0.1:$TLS_PORT ssl; ssl_certificate $tls/server.pem; ssl_certificate_key $tls/server.key;#" "$conf"
+    in_netns nginx -c "$conf" -e stderr -g 'daemon off;' >"$WORK/nginx-tls/access.log" 2>"$WORK/nginx-tls/error.log" &
+    NGINX_PID_tls=$!
+    printf 'ca_certificate = %s\n' "$tls/ca.pem" >"$tls/wgetrc"
+    for _ in $(seq 100); do
+        in_netns curl -fsS -m 2 --cacert "$tls/ca.pem" -o /dev/null "https://127.0.0.1:$TLS_PORT/healthz" 2>/dev/null && {
+            pass "ok serve https://127.0.0.1:$TLS_PORT in netns $E2E_NETNS (test CA)"; return 0; }
+        sleep 0.1
+    done
+    fail "serve over https: nginx did not answer ($(tail -n 3 "$WORK/nginx-tls/error.log" | tr '\n' ' '))"
+    return 1
+}
 bootstrap_one() {
     local i=$1
     local p=${S_PREFIX[$i]} d=${S_DIST[$i]} rel=${S_CLIENT[$i]}
     local target=$WORK/bootstrap-$i label=bootstrap-${p//\//_}-$d
     local comps; comps=$(tr ' ' ',' <<<"${S_COMPS[$i]}")
     local rc=0
-    in_netns unshare --mount --fork timeout 1800 debootstrap --variant=minbase \
+    # Over https: debootstrap then adds ca-certificates, which the mirror must hold.
+    local url="https://127.0.0.1:$TLS_PORT/$p"
+    WGETRC=$WORK/tls/wgetrc in_netns unshare --mount --fork timeout 1800 debootstrap --variant=minbase \
         --keyring="$MIRROR/$p/mini-mirror-archive-keyring.gpg" --components="$comps" \
-        "$d" "$target" "http://127.0.0.1:$PORT/$p" "$(debootstrap_script_for "$rel")" \
+        "$d" "$target" "$url" "$(debootstrap_script_for "$rel")" \
         >"$WORK/logs/$label.log" 2>&1 || rc=$?
     if [ "$rc" -ne 0 ]; then
-        fail "debootstrap --variant=minbase $d from /$p: exit $rc: $(grep -E '^(E|W):|Couldn.t|Failed|Invalid|unmet|not found' "$WORK/logs/$label.log" | head -n 5 | tr '\n' '|' | sed -e 's/|$//' -e 's/|/ | /g')"
+        fail "debootstrap --variant=minbase $d from $url: exit $rc: $(grep -E '^(E|W):|Couldn.t|Failed|Invalid|unmet|not found' "$WORK/logs/$label.log" | head -n 5 | tr '\n' '|' | sed -e 's/|$//' -e 's/|/ | /g')"
         return 0
     fi
-    pass "ok debootstrap --variant=minbase $d from http://127.0.0.1:$PORT/$p"
+    if [ -e "$target/usr/sbin/update-ca-certificates" ]; then
+        pass "ok debootstrap --variant=minbase $d from $url (ca-certificates installed)"
+    else
+        fail "debootstrap from $url: ca-certificates is not in the new system"
+    fi
     setup_apt "$target" "$i"
     apt_update "$target" "$label" || true
     install_all "$target" "$label" "$i"
@@ -383,6 +415,7 @@ main() {
         test_client "$rel" "${idx[@]}"
     done
     if [ "$ESSENTIAL" = 1 ]; then
+        phase "serve over https" serve_tls || true
         local any=0 i
         for i in "${!S_DIR[@]}"; do
             [ "${S_ESSENTIAL[$i]}" = 1 ] || continue
