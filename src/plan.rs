@@ -52,8 +52,15 @@ pub fn changed_prefixes(
             &members.iter().map(|&i| &releases[i]).collect::<Vec<_>>(),
             key,
         );
+        let expiring = crate::publish::expiring_dists(output, prefix);
+        for (dist, until) in &expiring {
+            tracing::warn!(
+                "{prefix}: the live dists/{dist}/Release is valid only until {until} (within \
+                 20% of its validity): re-signing it now; clients refuse it once it has expired"
+            );
+        }
         match crate::publish::live_fingerprint(output, prefix) {
-            Some((live, count)) if live == fp && !force => {
+            Some((live, count)) if live == fp && !force && expiring.is_empty() => {
                 tracing::info!("{prefix}: up to date (upstream and sources unchanged)");
                 unchanged_packages += count;
             }
@@ -122,11 +129,21 @@ fn plan_prefix<'a>(
                 dists.push(DistPlan {
                     dist: spec.dist.clone(),
                     header: release_header(spec, &fetched[i]),
+                    date_margin: chrono::Duration::minutes(
+                        spec.settings.date_margin_minutes.into(),
+                    ),
                     ..DistPlan::default()
                 });
                 dists.last_mut().expect("just pushed")
             }
         };
+        // Sources sharing a dist: the shortest validity and the widest margin win.
+        if let Some(days) = spec.settings.valid_until_days {
+            let v = chrono::Duration::days(days.into());
+            dist.valid_for = Some(dist.valid_for.map_or(v, |d| d.min(v)));
+        }
+        let margin = chrono::Duration::minutes(spec.settings.date_margin_minutes.into());
+        dist.date_margin = dist.date_margin.max(margin);
         for c in &spec.components {
             if !dist.components.contains(c) {
                 dist.components.push(c.clone());

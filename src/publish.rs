@@ -44,6 +44,10 @@ pub struct DistPlan {
     pub architectures: Vec<String>,
     /// Entries per (component, architecture), already in output order.
     pub entries: BTreeMap<(String, String), Vec<Entry>>,
+    /// How long the published Release stays valid (`Valid-Until`), if it expires.
+    pub valid_for: Option<chrono::Duration>,
+    /// How far the published Date is set behind the build clock.
+    pub date_margin: chrono::Duration,
 }
 
 /// Name of the file in a published tree that records what it was built from.
@@ -177,7 +181,7 @@ fn write_dist(root: &Path, live: &Path, dist: &DistPlan, key: &SigningKey) -> Re
     }
     let live_dist = live.join("dists").join(&dist.dist);
     keep_previous_by_hash(&live_dist, &dist_dir)?;
-    let date = publish_date(&live_dist.join("Release"))?;
+    let date = publish_date(&live_dist.join("Release"), dist.date_margin)?;
     let release = release_text(dist, &written, date);
     write_file(&dist_dir.join("Release"), release.as_bytes())?;
     write_file(
@@ -267,9 +271,10 @@ fn keep_previous_by_hash(live_dist: &Path, staged_dist: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Now, but never earlier than the previous publish's Date (clients reject going back).
-fn publish_date(previous_release: &Path) -> Result<DateTime<Utc>> {
-    let now = Utc::now();
+/// Now less `margin` (a client whose clock lags must not see a Date ahead of it), but never
+/// earlier than the previous publish's Date (clients reject going back).
+fn publish_date(previous_release: &Path, margin: chrono::Duration) -> Result<DateTime<Utc>> {
+    let now = Utc::now() - margin;
     let Ok(text) = std::fs::read_to_string(previous_release) else {
         return Ok(now);
     };
@@ -288,6 +293,9 @@ fn release_text(dist: &DistPlan, written: &[Written], date: DateTime<Utc>) -> St
         out.push_str(&format!("{name}: {value}\n"));
     }
     out.push_str(&format!("Date: {}\n", format_date(date)));
+    if let Some(valid_for) = dist.valid_for {
+        out.push_str(&format!("Valid-Until: {}\n", format_date(date + valid_for)));
+    }
     out.push_str(&format!(
         "Architectures: {}\n",
         dist.architectures.join(" ")
@@ -358,6 +366,36 @@ pub fn refuse_shrink(output: &Path, plans: &[PrefixPlan], allow_shrink: bool) ->
         }
     }
     Ok(())
+}
+
+/// The dists of `prefix`'s live tree whose `Valid-Until` is within 20% of its validity (or
+/// past): (dist, Valid-Until). A build re-signs them even when nothing else changed.
+pub fn expiring_dists(output: &Path, prefix: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Ok(dirs) = std::fs::read_dir(output.join(prefix).join("dists")) else {
+        return out;
+    };
+    let now = Utc::now();
+    for entry in dirs.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path().join("Release")) else {
+            continue;
+        };
+        let Ok(p) = crate::deb822::single_paragraph(&text) else {
+            continue;
+        };
+        let date = p.get("Date").and_then(|d| parse_date(d).ok());
+        let until = p.get("Valid-Until").and_then(|d| parse_date(d).ok());
+        if let (Some(date), Some(until)) = (date, until)
+            && until - now < (until - date) / 5
+        {
+            out.push((
+                entry.file_name().to_string_lossy().into_owned(),
+                format_date(until),
+            ));
+        }
+    }
+    out.sort();
+    out
 }
 
 /// The fingerprint and package count recorded in the live tree of `prefix`, if any.

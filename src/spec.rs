@@ -137,6 +137,11 @@ pub struct Settings {
     /// set it (`Pin-Priority`); `None`: apt's default from the Release (500, or 1 / 100
     /// for `NotAutomatic` / `ButAutomaticUpgrades`).
     pub pin: Option<i32>,
+    /// Days the published Release stays valid (`Valid-Until`); `None`: no expiry.
+    pub valid_until_days: Option<u32>,
+    /// Minutes the published Date is set behind the build clock, so that clients whose
+    /// clock lags accept it (apt refuses a Date ahead of its clock).
+    pub date_margin_minutes: u32,
 }
 
 impl Default for Settings {
@@ -151,6 +156,8 @@ impl Default for Settings {
             origin: None,
             label: None,
             pin: None,
+            valid_until_days: None,
+            date_margin_minutes: 5,
         }
     }
 }
@@ -168,6 +175,8 @@ struct SettingsFile {
     missing: Option<MissingPolicy>,
     origin: Option<String>,
     label: Option<String>,
+    valid_until_days: Option<u32>,
+    date_margin_minutes: Option<u32>,
 }
 
 impl SettingsFile {
@@ -211,6 +220,24 @@ impl SettingsFile {
                 );
             }
             s.pin = Some(pin);
+        }
+        if let Some(days) = self.valid_until_days {
+            if !(1..=3650).contains(&days) {
+                bail!(
+                    "{}: `valid_until_days` must be 1..3650, found {days}",
+                    path.display()
+                );
+            }
+            s.valid_until_days = Some(days);
+        }
+        if let Some(m) = self.date_margin_minutes {
+            if m > 24 * 60 {
+                bail!(
+                    "{}: `date_margin_minutes` must be at most 1440 (a day), found {m}",
+                    path.display()
+                );
+            }
+            s.date_margin_minutes = m;
         }
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f { s.$f = v; } )* };

@@ -1628,3 +1628,70 @@ fn a_build_that_drops_most_of_the_live_tree_needs_allow_shrink() {
         names(&["unrelated"])
     );
 }
+
+/// `valid_until_days` publishes a `Valid-Until` that the real apt accepts; the Date is set
+/// the default 5 minutes behind the clock (a lagging client still accepts it); and a build
+/// with nothing changed re-signs a live Release that is within 20% of its expiry.
+#[test]
+fn valid_until_is_published_and_renewed_before_it_expires() {
+    let fx = Fixture::basic();
+    fx.source("p", "s")
+        .packages("app\n")
+        .settings("valid_until_days = 2\n")
+        .write();
+    let started = chrono::Utc::now();
+    fx.ws.build().assert_success();
+    let rel = fx.ws.release("p", "bookworm");
+    let date = rel.date().with_timezone(&chrono::Utc);
+    assert!(
+        date.timestamp() <= (started - chrono::Duration::minutes(4)).timestamp(),
+        "Date {date} is not behind the clock ({started})"
+    );
+    let until = upstream_date(rel.get("Valid-Until").expect("Valid-Until"));
+    assert_eq!((until - date).num_hours(), 48, "{date} .. {until}");
+    let apt = AptClient::new("amd64", &[]);
+    let published = fx.ws.published("p");
+    apt.sources(&format!(
+        "deb [signed-by={}] file:{} bookworm main\n",
+        published.join("mini-mirror-archive-keyring.gpg").display(),
+        published.display()
+    ));
+    let (ok, log) = apt.update();
+    assert!(
+        ok,
+        "apt-get update refused the published Valid-Until:\n{log}"
+    );
+    // Nothing changed, and the live Release is far from expiry: left as it is.
+    let r = fx.ws.build();
+    r.assert_success();
+    assert!(r.stderr.contains("up to date"), "{}", r.stderr);
+    // 47 of its 48 hours have passed (Date and Valid-Until moved back): the next build
+    // re-signs it.
+    let dir = published.join("dists/bookworm");
+    let back = |d: chrono::DateTime<chrono::Utc>| rfc2822(d - chrono::Duration::hours(47));
+    for f in ["Release", "InRelease"] {
+        let text = fs::read_to_string(dir.join(f)).unwrap();
+        let old_until = format!("Valid-Until: {}", rel.get("Valid-Until").unwrap());
+        let old_date = format!("Date: {}", rel.get("Date").unwrap());
+        assert!(text.contains(&old_until) && text.contains(&old_date));
+        let text = text
+            .replace(&old_until, &format!("Valid-Until: {}", back(until)))
+            .replace(&old_date, &format!("Date: {}", back(date)));
+        fs::write(dir.join(f), text).unwrap();
+    }
+    let r = fx.ws.build();
+    r.assert_success();
+    assert!(r.stderr.contains("re-signing it now"), "{}", r.stderr);
+    let renewed = fx.ws.release("p", "bookworm");
+    let until = upstream_date(renewed.get("Valid-Until").unwrap());
+    assert!(
+        until > chrono::Utc::now() + chrono::Duration::hours(40),
+        "not renewed: Valid-Until {until}"
+    );
+    let (ok, log) = apt.update();
+    assert!(ok, "{log}");
+}
+
+fn upstream_date(s: &str) -> chrono::DateTime<chrono::Utc> {
+    mini_mirror::upstream::parse_date(s).unwrap()
+}
