@@ -168,7 +168,7 @@ add() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f\n", a + b}'; }
 
 proxy_mark() { wc -l <"$PROXY_LOG"; }
 # proxy_bytes MARK: body bytes and requests that went through the proxy since MARK
-proxy_bytes() { tail -n +"$(($1 + 1))" "$PROXY_LOG" | awk '{b += $2; n++} END {printf "%d %d\n", b, n}'; }
+proxy_bytes() { tail -n +"$(($1 + 1))" "$PROXY_LOG" | awk '{b += $2; n++} END {printf "%.0f %d\n", b, n}'; }
 
 # timed LABEL CMD...: run CMD under /usr/bin/time -v with the proxy; sets T_WALL, T_RSS_KB and
 # T_CPU (user + system seconds, less sensitive than wall time to other load on the machine).

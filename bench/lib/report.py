@@ -78,6 +78,9 @@ def main():
     w(f"{rounds} round(s); figures are medians over rounds (min–max in brackets). "
       "Wall time of aptly = sum of its sub-commands; peak RSS of aptly = max over them. "
       "Bytes = HTTP body bytes through the counting proxy (MB = 10^6 bytes).\n")
+    if len(filt) > 400:  # the scale case names thousands of packages
+        n = filt.count(" | ") + 1
+        filt = f"{filt[:200]} | … ({n} alternatives; the case's packages.txt joined by ' | ')"
     w(f"aptly filter: `{filt}`\n")
 
     w("| figure | mini-mirror | aptly | mini-mirror / aptly |")
