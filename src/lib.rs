@@ -14,6 +14,7 @@ pub mod http;
 pub mod index_text;
 pub mod openpgp;
 pub mod plan;
+pub mod policy;
 pub mod pool;
 pub mod publish;
 pub mod relation;

@@ -21,7 +21,26 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum KeyCommand {
+    /// Check a signing key against apt 3's (Debian trixie's) policy: prints warnings, exits
+    /// non-zero when trixie clients would refuse its signatures.
+    Check {
+        /// The key file (secret or public, armored or binary) [default: the key builds use].
+        #[arg(long, env = "RELEASE_SIGN_KEY_PATH")]
+        sign_key: Option<PathBuf>,
+        /// Where the generated key is kept (used when no --sign-key is given).
+        #[arg(long, env = "MINI_MIRROR_STATE")]
+        state_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
+    /// The signing key.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Build (or rebuild) the published trees from a sources/ tree.
     Build {
         /// The sources tree: <prefix>/<name>/{source.txt,packages.txt,settings.toml}.
@@ -67,6 +86,39 @@ enum Command {
     },
 }
 
+/// `mini-mirror key check`: the verdict on one line each, then `ok` or the refusal.
+fn key_check(sign_key: Option<PathBuf>, state_dir: Option<PathBuf>) -> ExitCode {
+    let path = sign_key.unwrap_or_else(|| {
+        state_dir
+            .unwrap_or_else(mini_mirror::cache::default_state_dir)
+            .join("signing-key.asc")
+    });
+    let verdict = std::fs::read(&path)
+        .map_err(anyhow::Error::from)
+        .and_then(|bytes| mini_mirror::openpgp::check_key_bytes(&bytes));
+    match verdict {
+        Ok(warnings) => {
+            for w in &warnings {
+                println!("warning: {w}");
+            }
+            println!(
+                "ok: {} is accepted by apt 3 (Debian trixie) clients{}",
+                path.display(),
+                if warnings.is_empty() {
+                    ""
+                } else {
+                    ", with the warnings above"
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e:#}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     // Take the passphrase out of the environment first, while we are single-threaded,
     // so that no child process or later code can see it.
@@ -82,6 +134,16 @@ fn main() -> ExitCode {
 
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
+    let command = match cli.command {
+        Command::Key {
+            command:
+                KeyCommand::Check {
+                    sign_key,
+                    state_dir,
+                },
+        } => return key_check(sign_key, state_dir),
+        build => build,
+    };
     let Command::Build {
         sources,
         output,
@@ -94,7 +156,10 @@ fn main() -> ExitCode {
         force,
         allow_releaseinfo_change,
         allow_shrink,
-    } = cli.command;
+    } = command
+    else {
+        unreachable!("key commands returned above");
+    };
     let passphrase = match passphrase_file {
         Some(path) => match std::fs::read_to_string(&path) {
             Ok(p) => Some(mini_mirror::openpgp::password(&p)),

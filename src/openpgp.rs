@@ -174,7 +174,7 @@ impl<'k> Helper<'k> {
 /// Verify a clearsigned file (InRelease) and return the signed text, as the
 /// verifier outputs it: only this text may be parsed afterwards.
 pub fn verify_cleartext(signed: &[u8], keyring: &Keyring) -> Result<(Vec<u8>, GoodSignature)> {
-    let policy = StandardPolicy::new();
+    let policy = crate::policy::apt3();
     let helper = Helper::new(keyring, &policy);
     let mut verifier = VerifierBuilder::from_bytes(signed)
         .context("not an OpenPGP clearsigned message")?
@@ -192,7 +192,7 @@ pub fn verify_cleartext(signed: &[u8], keyring: &Keyring) -> Result<(Vec<u8>, Go
 
 /// Verify a detached signature (Release.gpg) over `data` (Release).
 pub fn verify_detached(data: &[u8], signature: &[u8], keyring: &Keyring) -> Result<GoodSignature> {
-    let policy = StandardPolicy::new();
+    let policy = crate::policy::apt3();
     let helper = Helper::new(keyring, &policy);
     let mut verifier = DetachedVerifierBuilder::from_bytes(signature)
         .context("not an OpenPGP detached signature")?
@@ -221,10 +221,10 @@ impl SigningKey {
         if certs.next().is_some() {
             bail!("the signing key file holds more than one key; give exactly one");
         }
-        let policy = StandardPolicy::new();
+        let policy = crate::policy::apt3();
         let valid = cert
             .with_policy(&policy, None)
-            .context("the signing key is not valid now")?;
+            .context("the signing key is not valid now under apt 3's policy")?;
         valid.alive().context("the signing key has expired")?;
         if let RevocationStatus::Revoked(_) = valid.revocation_status() {
             bail!("the signing key is revoked");
@@ -327,6 +327,12 @@ pub fn load_signing_key(
     if let Some(path) = sign_key {
         let bytes = std::fs::read(path)
             .with_context(|| format!("reading the signing key {}", path.display()))?;
+        // The lint first: a key apt 3 refuses fails before a passphrase is even asked for.
+        for warning in
+            check_key_bytes(&bytes).with_context(|| format!("signing key {}", path.display()))?
+        {
+            tracing::warn!("signing key {}: {warning}", path.display());
+        }
         return SigningKey::from_bytes(&bytes, passphrase)
             .with_context(|| format!("signing key {}", path.display()));
     }
@@ -364,6 +370,22 @@ pub fn load_signing_key(
         key.fingerprint()
     );
     Ok(key)
+}
+
+/// Lint every certificate in a key file (secret or public) against apt 3's policy: the
+/// warnings, or an error naming why apt 3 clients would refuse its signatures.
+pub fn check_key_bytes(bytes: &[u8]) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    let mut any = false;
+    for cert in CertParser::from_bytes(bytes).context("not an OpenPGP key")? {
+        let cert = cert.context("malformed key")?;
+        any = true;
+        warnings.extend(crate::policy::check_signing_key(&cert)?);
+    }
+    if !any {
+        bail!("the key file holds no key");
+    }
+    Ok(warnings)
 }
 
 /// Turn a passphrase string into sequoia's zeroizing password type.

@@ -1695,3 +1695,63 @@ fn valid_until_is_published_and_renewed_before_it_expires() {
 fn upstream_date(s: &str) -> chrono::DateTime<chrono::Utc> {
     mini_mirror::upstream::parse_date(s).unwrap()
 }
+
+/// The signing-key lint, against apt 3's (trixie's sqv) policy: a DSA key and a key whose
+/// binding signatures are SHA-1 are refused by `mini-mirror key check` and by a build (the
+/// live tree stays as it was); an RSA-2048 key signs, with a warning naming 2030-02-01.
+#[test]
+fn signing_keys_apt3_refuses_are_refused() {
+    let fx = Fixture::basic();
+    fx.source("p", "s").packages("app\n").write();
+    fx.ws.build().assert_success();
+    let cases = [
+        (
+            "DSA",
+            GpgKey::generate_with("DSA Signer <d@example.org>", "dsa2048", "1y", &[]),
+            "is DSA",
+        ),
+        (
+            "SHA-1 binding",
+            GpgKey::generate_with(
+                "SHA1 Signer <s@example.org>",
+                "rsa3072",
+                "1y",
+                &["--cert-digest-algo", "SHA1"],
+            ),
+            "SHA-1 binding",
+        ),
+    ];
+    for (what, key, needle) in cases {
+        let file = fx.ws.root().join(format!("{what}.key"));
+        fs::write(&file, key.secret_binary()).unwrap();
+        let check = fx
+            .ws
+            .run(&["key", "check", "--sign-key", file.to_str().unwrap()]);
+        assert!(
+            !check.success(),
+            "{what}: key check accepted it\n{}",
+            check.stdout
+        );
+        assert!(check.stderr.contains(needle), "{what}: {}", check.stderr);
+        let before = fx.ws.snapshot();
+        let r = fx
+            .ws
+            .build_with(&["--sign-key", file.to_str().unwrap()], &[]);
+        assert!(!r.success(), "{what}: a build signed with it\n{}", r.stderr);
+        assert!(r.stderr.contains("apt 3"), "{what}: {}", r.stderr);
+        assert_eq!(before, fx.ws.snapshot(), "{what}: the live tree changed");
+    }
+    let rsa = GpgKey::generate("RSA2048 Signer <r@example.org>");
+    let file = fx.ws.root().join("rsa.key");
+    fs::write(&file, rsa.secret_binary()).unwrap();
+    let check = fx
+        .ws
+        .run(&["key", "check", "--sign-key", file.to_str().unwrap()]);
+    assert!(check.success(), "{}", check.stderr);
+    assert!(check.stdout.contains("2030-02-01"), "{}", check.stdout);
+    let r = fx
+        .ws
+        .build_with(&["--sign-key", file.to_str().unwrap()], &[]);
+    r.assert_success();
+    assert!(r.stderr.contains("2030-02-01"), "{}", r.stderr);
+}

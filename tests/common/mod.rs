@@ -268,6 +268,23 @@ impl GpgKey {
     /// runs on from the time given, so signing must start later than the key was made:
     /// a key made a second "in the future" of the signing clock is unusable.
     fn create(uid: &str, passphrase: &str, expiry: &str, faked: Option<(&str, &str)>) -> GpgKey {
+        Self::create_with(uid, passphrase, expiry, faked, "rsa2048", &[])
+    }
+
+    /// A key of algorithm `algo` (`dsa2048`, `ed25519`...), made with extra gpg options
+    /// (`--cert-digest-algo SHA1` for SHA-1 binding signatures).
+    pub fn generate_with(uid: &str, algo: &str, expiry: &str, extra: &[&str]) -> GpgKey {
+        Self::create_with(uid, "", expiry, None, algo, extra)
+    }
+
+    fn create_with(
+        uid: &str,
+        passphrase: &str,
+        expiry: &str,
+        faked: Option<(&str, &str)>,
+        algo: &str,
+        extra: &[&str],
+    ) -> GpgKey {
         let (made_at, signs_at) = faked.unzip();
         let home = tempfile::Builder::new().prefix("gpg").tempdir().unwrap();
         #[cfg(unix)]
@@ -275,13 +292,11 @@ impl GpgKey {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(home.path(), fs::Permissions::from_mode(0o700)).unwrap();
         }
-        run_checked(Self::gpg_in(home.path(), made_at, passphrase).args([
-            "--quick-gen-key",
-            uid,
-            "rsa2048",
-            "sign",
-            expiry,
-        ]));
+        run_checked(
+            Self::gpg_in(home.path(), made_at, passphrase)
+                .args(extra)
+                .args(["--quick-gen-key", uid, algo, "sign", expiry]),
+        );
         let out = run_checked(
             Self::gpg_in(home.path(), signs_at, passphrase)
                 .args(["--with-colons", "--list-secret-keys"]),
@@ -1875,6 +1890,13 @@ impl Workspace {
 
     pub fn build(&self) -> RunResult {
         run_with_timeout(self.build_command(), BUILD_TIMEOUT)
+    }
+
+    /// Any other subcommand (`key check ...`), with the cleaned environment.
+    pub fn run(&self, args: &[&str]) -> RunResult {
+        let mut c = self.bare_command();
+        c.args(args);
+        run_with_timeout(c, BUILD_TIMEOUT)
     }
 
     /// Build with extra arguments and environment variables.
