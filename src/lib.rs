@@ -38,8 +38,9 @@ pub struct BuildOptions {
     pub cache: PathBuf,
     /// Where a generated signing key is kept when no key is given.
     pub state_dir: PathBuf,
-    /// The operator's secret key, if given.
-    pub sign_key: Option<PathBuf>,
+    /// The operator's secret key files (several during a key rotation); empty: the
+    /// generated key.
+    pub sign_keys: Vec<PathBuf>,
     /// Its passphrase, if any (never logged).
     pub passphrase: Option<sequoia_openpgp::crypto::Password>,
     /// Parallel downloads.
@@ -77,11 +78,8 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         phases: Vec::new(),
     };
     let specs = spec::read_sources(&opts.sources)?;
-    let key = openpgp::load_signing_key(
-        opts.sign_key.as_deref(),
-        opts.passphrase.as_ref(),
-        &opts.state_dir,
-    )?;
+    let key =
+        openpgp::load_signing_key(&opts.sign_keys, opts.passphrase.as_ref(), &opts.state_dir)?;
     std::fs::create_dir_all(&opts.output)
         .with_context(|| format!("creating output directory {}", opts.output.display()))?;
     let _output_lock = cache::lock_file(&opts.output.join(".mini-mirror.lock"))?;

@@ -56,9 +56,10 @@ enum Command {
         /// [default: /var/lib/mini-mirror for root, ~/.local/state/mini-mirror otherwise].
         #[arg(long, env = "MINI_MIRROR_STATE")]
         state_dir: Option<PathBuf>,
-        /// The operator's OpenPGP secret key (armored or binary).
+        /// The operator's OpenPGP secret key (armored or binary). Give it twice (old and
+        /// new key) during a key rotation: every Release is signed by each.
         #[arg(long, env = "RELEASE_SIGN_KEY_PATH")]
-        sign_key: Option<PathBuf>,
+        sign_key: Vec<PathBuf>,
         /// File holding the key's passphrase (else env RELEASE_SIGN_KEY_PASSPHRASE).
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
@@ -177,7 +178,7 @@ fn main() -> ExitCode {
         output,
         cache: cache.unwrap_or_else(mini_mirror::cache::default_dir),
         state_dir: state_dir.unwrap_or_else(mini_mirror::cache::default_state_dir),
-        sign_key,
+        sign_keys: sign_key,
         passphrase,
         jobs,
         force,

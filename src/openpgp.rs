@@ -204,56 +204,42 @@ pub fn verify_detached(data: &[u8], signature: &[u8], keyring: &Keyring) -> Resu
     verifier.into_helper().into_accepted()
 }
 
-/// The operator's signing key, unlocked and ready to sign.
+/// The operator's signing key(s), unlocked and ready to sign. Several keys (a rotation
+/// in progress) each sign every Release, and the exported keyrings hold them all.
 pub struct SigningKey {
-    cert: Cert,
-    keypair: KeyPair,
+    keys: Vec<(Cert, KeyPair)>,
 }
 
 impl SigningKey {
-    /// Load a secret key (armored or binary); `passphrase` unlocks it when it is protected.
+    /// Load one secret key (armored or binary), or several in one file; `passphrase`
+    /// unlocks those that are protected.
     pub fn from_bytes(bytes: &[u8], passphrase: Option<&Password>) -> Result<SigningKey> {
-        let mut certs = CertParser::from_bytes(bytes).context("not an OpenPGP secret key")?;
-        let cert = certs
-            .next()
-            .ok_or_else(|| anyhow!("the signing key file holds no key"))?
-            .context("malformed signing key")?;
-        if certs.next().is_some() {
-            bail!("the signing key file holds more than one key; give exactly one");
+        let mut keys = Vec::new();
+        for cert in CertParser::from_bytes(bytes).context("not an OpenPGP secret key")? {
+            let cert = cert.context("malformed signing key")?;
+            keys.push(unlock(cert, passphrase)?);
         }
-        let policy = crate::policy::apt3();
-        let valid = cert
-            .with_policy(&policy, None)
-            .context("the signing key is not valid now under apt 3's policy")?;
-        valid.alive().context("the signing key has expired")?;
-        if let RevocationStatus::Revoked(_) = valid.revocation_status() {
-            bail!("the signing key is revoked");
+        if keys.is_empty() {
+            bail!("the signing key file holds no key");
         }
-        let key = valid
-            .keys()
-            .secret()
-            .alive()
-            .revoked(false)
-            .for_signing()
-            .next()
-            .ok_or_else(|| {
-                anyhow!(
-                    "the key file holds no usable secret signing key (is it only a public key?)"
-                )
-            })?;
-        let mut key = key.key().clone();
-        if !key.has_unencrypted_secret() {
-            let Some(pw) = passphrase else {
-                bail!(
-                    "the signing key is passphrase-protected: set RELEASE_SIGN_KEY_PASSPHRASE or pass --passphrase-file"
-                );
-            };
-            key = key
-                .decrypt_secret(pw)
-                .map_err(|_| anyhow!("wrong passphrase for the signing key"))?;
+        Ok(SigningKey { keys })
+    }
+
+    /// Several keys together (`--sign-key` given more than once).
+    pub fn combine(parts: Vec<SigningKey>) -> Result<SigningKey> {
+        let mut keys: Vec<(Cert, KeyPair)> = Vec::new();
+        for part in parts {
+            for (cert, pair) in part.keys {
+                if keys
+                    .iter()
+                    .any(|(c, _)| c.fingerprint() == cert.fingerprint())
+                {
+                    bail!("the signing key {} is given twice", cert.fingerprint());
+                }
+                keys.push((cert, pair));
+            }
         }
-        let keypair = key.into_keypair().context("unusable signing key")?;
-        Ok(SigningKey { cert, keypair })
+        Ok(SigningKey { keys })
     }
 
     /// Generate a new signing key (for builds without an operator key).
@@ -268,21 +254,44 @@ impl SigningKey {
         Ok((key, armored))
     }
 
-    /// The certificate's fingerprint.
+    /// The first certificate's fingerprint (the one named in messages).
     pub fn fingerprint(&self) -> Fingerprint {
-        self.cert.fingerprint()
+        self.keys[0].0.fingerprint()
     }
 
-    /// The public certificate, binary (for `signed-by=`).
+    /// Every certificate's fingerprint, in signing order.
+    pub fn fingerprints(&self) -> Vec<Fingerprint> {
+        self.keys.iter().map(|(c, _)| c.fingerprint()).collect()
+    }
+
+    /// The public certificates, binary (for `signed-by=`).
     pub fn public_binary(&self) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        self.cert.serialize(&mut out)?;
+        for (cert, _) in &self.keys {
+            cert.serialize(&mut out)?;
+        }
         Ok(out)
     }
 
-    /// The public certificate, ASCII-armored.
+    /// The public certificates, ASCII-armored (one block).
     pub fn public_armored(&self) -> Result<Vec<u8>> {
-        self.cert.armored().to_vec()
+        let mut out = Vec::new();
+        {
+            let mut w = pgp::armor::Writer::new(&mut out, pgp::armor::Kind::PublicKey)?;
+            for (cert, _) in &self.keys {
+                cert.serialize(&mut w)?;
+            }
+            w.finalize()?;
+        }
+        Ok(out)
+    }
+
+    fn signer<'a>(&self, message: Message<'a>) -> Result<Signer<'a>> {
+        let mut signer = Signer::new(message, self.keys[0].1.clone())?;
+        for (_, pair) in &self.keys[1..] {
+            signer = signer.add_signer(pair.clone())?;
+        }
+        Ok(signer)
     }
 
     /// Clearsign `text` (for InRelease).
@@ -290,9 +299,7 @@ impl SigningKey {
         let mut out = Vec::new();
         {
             let message = Message::new(&mut out);
-            let mut signer = Signer::new(message, self.keypair.clone())?
-                .cleartext()
-                .build()?;
+            let mut signer = self.signer(message)?.cleartext().build()?;
             signer.write_all(text)?;
             signer.finalize()?;
         }
@@ -307,9 +314,7 @@ impl SigningKey {
             let message = Armorer::new(message)
                 .kind(pgp::armor::Kind::Signature)
                 .build()?;
-            let mut signer = Signer::new(message, self.keypair.clone())?
-                .detached()
-                .build()?;
+            let mut signer = self.signer(message)?.detached().build()?;
             signer.write_all(data)?;
             signer.finalize()?;
         }
@@ -317,24 +322,66 @@ impl SigningKey {
     }
 }
 
+/// One certificate's usable signing key, unlocked.
+fn unlock(cert: Cert, passphrase: Option<&Password>) -> Result<(Cert, KeyPair)> {
+    let fpr = cert.fingerprint();
+    let policy = crate::policy::apt3();
+    let valid = cert
+        .with_policy(&policy, None)
+        .with_context(|| format!("the signing key {fpr} is not valid now under apt 3's policy"))?;
+    valid
+        .alive()
+        .with_context(|| format!("the signing key {fpr} has expired"))?;
+    if let RevocationStatus::Revoked(_) = valid.revocation_status() {
+        bail!("the signing key {fpr} is revoked");
+    }
+    let key = valid
+        .keys()
+        .secret()
+        .alive()
+        .revoked(false)
+        .for_signing()
+        .next()
+        .ok_or_else(|| anyhow!("{fpr}: no usable secret signing key (is it only a public key?)"))?;
+    let mut key = key.key().clone();
+    if !key.has_unencrypted_secret() {
+        let Some(pw) = passphrase else {
+            bail!(
+                "the signing key {fpr} is passphrase-protected: set RELEASE_SIGN_KEY_PASSPHRASE or pass --passphrase-file"
+            );
+        };
+        key = key
+            .decrypt_secret(pw)
+            .map_err(|_| anyhow!("wrong passphrase for the signing key {fpr}"))?;
+    }
+    let keypair = key.into_keypair().context("unusable signing key")?;
+    Ok((cert, keypair))
+}
+
 /// The operator's key from `sign_key`, or else the key kept in `state_dir`
 /// (generated on first use, with a warning that production should bring its own).
 pub fn load_signing_key(
-    sign_key: Option<&std::path::Path>,
+    sign_keys: &[std::path::PathBuf],
     passphrase: Option<&Password>,
     state_dir: &std::path::Path,
 ) -> Result<SigningKey> {
-    if let Some(path) = sign_key {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("reading the signing key {}", path.display()))?;
-        // The lint first: a key apt 3 refuses fails before a passphrase is even asked for.
-        for warning in
-            check_key_bytes(&bytes).with_context(|| format!("signing key {}", path.display()))?
-        {
-            tracing::warn!("signing key {}: {warning}", path.display());
+    if !sign_keys.is_empty() {
+        let mut parts = Vec::new();
+        for path in sign_keys {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading the signing key {}", path.display()))?;
+            // The lint first: a key apt 3 refuses fails before a passphrase is even asked for.
+            for warning in check_key_bytes(&bytes)
+                .with_context(|| format!("signing key {}", path.display()))?
+            {
+                tracing::warn!("signing key {}: {warning}", path.display());
+            }
+            parts.push(
+                SigningKey::from_bytes(&bytes, passphrase)
+                    .with_context(|| format!("signing key {}", path.display()))?,
+            );
         }
-        return SigningKey::from_bytes(&bytes, passphrase)
-            .with_context(|| format!("signing key {}", path.display()));
+        return SigningKey::combine(parts);
     }
     let path = state_dir.join("signing-key.asc");
     if let Ok(bytes) = std::fs::read(&path) {

@@ -380,7 +380,9 @@ pub fn fingerprint(
     use crate::sha256::Sha256;
     let mut h = Sha256::new();
     h.update(concat!("mini-mirror ", env!("CARGO_PKG_VERSION"), "\n").as_bytes());
-    h.update(key.fingerprint().to_hex().as_bytes());
+    for fpr in key.fingerprints() {
+        h.update(fpr.to_hex().as_bytes());
+    }
     for (spec, release) in specs.iter().zip(releases) {
         h.update(format!("\n{spec:?}\n").as_bytes());
         h.update(release.text.as_bytes());

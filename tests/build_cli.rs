@@ -1755,3 +1755,62 @@ fn signing_keys_apt3_refuses_are_refused() {
     r.assert_success();
     assert!(r.stderr.contains("2030-02-01"), "{}", r.stderr);
 }
+
+/// Key rotation: `--sign-key old --sign-key new` signs InRelease and Release.gpg with both,
+/// the published keyrings hold both, and a client that holds only the old key, or only the
+/// new one, accepts the mirror (the real apt, and gpgv).
+#[test]
+fn two_signing_keys_sign_for_clients_of_either() {
+    let fx = Fixture::basic();
+    fx.source("p", "s").packages("app\n").write();
+    let old = GpgKey::generate_with("Old Signer <old@example.org>", "ed25519", "1y", &[]);
+    let new = GpgKey::generate_with("New Signer <new@example.org>", "ed25519", "1y", &[]);
+    let (old_file, new_file) = (fx.ws.root().join("old.key"), fx.ws.root().join("new.key"));
+    fs::write(&old_file, old.secret_binary()).unwrap();
+    fs::write(&new_file, new.secret_binary()).unwrap();
+    fx.ws
+        .build_with(
+            &[
+                "--sign-key",
+                old_file.to_str().unwrap(),
+                "--sign-key",
+                new_file.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .assert_success();
+    let published = fx.ws.published("p");
+    let mut both = key_fingerprints(&published.join("mini-mirror-archive-keyring.gpg"));
+    both.sort();
+    let mut want = vec![old.fingerprint().to_string(), new.fingerprint().to_string()];
+    want.sort();
+    assert_eq!(both, want);
+    let dist = published.join("dists/bookworm");
+    for (who, key) in [("old", &old), ("new", &new)] {
+        let ring = fx.ws.root().join(format!("{who}.pub.gpg"));
+        fs::write(&ring, key.public_binary()).unwrap();
+        // gpgv exits non-zero when any signature's key is unknown to it (the other key's
+        // here); apt reads its status lines and needs one good signature. So: one GOODSIG, no
+        // BADSIG.
+        for files in [
+            vec![dist.join("InRelease")],
+            vec![dist.join("Release.gpg"), dist.join("Release")],
+        ] {
+            let files: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
+            let out = gpgv(&ring, &files);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("Good signature") && !err.contains("BAD signature"),
+                "gpgv with only the {who} key: {err}"
+            );
+        }
+        let apt = AptClient::new("amd64", &[]);
+        apt.sources(&format!(
+            "deb [signed-by={}] file:{} bookworm main\n",
+            ring.display(),
+            published.display()
+        ));
+        let (ok, log) = apt.update();
+        assert!(ok, "apt with only the {who} key refuses the mirror:\n{log}");
+    }
+}
