@@ -7,7 +7,8 @@
 #   * plus, when no source has `essential = true`, a small Debian source that has (so that
 #     debootstrap --variant=minbase from the mirror is always proven);
 #   * plus one Ubuntu source with two components (jammy main + universe), whose packages are
-#     installed in a jammy client (debootstrap'ed from archive.ubuntu.com once, cached).
+#     installed in a jammy client (debootstrap'ed from archive.ubuntu.com once, cached);
+#   * plus one Debian trixie source (curl, jq) installed in a trixie client (apt 3 with sqv).
 # The Ubuntu archive key comes from ubuntu-keyring_2021.03.26_all.deb (pinned SHA256,
 # cross-checked against jammy's signed index).
 #
@@ -67,6 +68,13 @@ make_sources() {
         printf '%s\n' '# live e2e: essential seeding (debootstrap --variant=minbase from the mirror)' jq >"$s/e2e-essential/bookworm/packages.txt"
         printf '%s\n' 'architectures = ["amd64"]' 'essential = true' 'recommends = false' >"$s/e2e-essential/bookworm/settings.toml"
     fi
+    # Debian 13 trixie, the current stable: its client is apt 3 verifying with sqv under the
+    # dated crypto policy, the client our signatures must satisfy for years.
+    local t=$s/trixie-e2e/trixie
+    mkdir -p "$t"
+    echo "$DEBIAN_URL /usr/share/keyrings/debian-archive-keyring.gpg trixie main" >"$t/source.txt"
+    printf '%s\n' '# live e2e: a trixie client (apt 3, sqv) installs from the mirror' curl jq >"$t/packages.txt"
+    printf '%s\n' 'architectures = ["amd64"]' 'essential = false' 'recommends = false' >"$t/settings.toml"
     # One Ubuntu source with two components.
     local u=$s/ubuntu-e2e/jammy
     mkdir -p "$u"
