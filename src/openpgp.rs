@@ -25,6 +25,8 @@ use std::time::SystemTime;
 /// A keyring of one or more certificates that upstream signatures are checked against.
 pub struct Keyring {
     certs: Vec<Cert>,
+    /// Verify under bookworm gpgv's looser rules instead of apt 3's policy.
+    legacy: bool,
 }
 
 impl Keyring {
@@ -37,7 +39,25 @@ impl Keyring {
         if certs.is_empty() {
             bail!("the keyring holds no OpenPGP certificate");
         }
-        Ok(Keyring { certs })
+        Ok(Keyring {
+            certs,
+            legacy: false,
+        })
+    }
+
+    /// Verify signatures by this keyring as bookworm's gpgv would (SHA-1, DSA accepted)
+    /// instead of under apt 3's policy: a source's `legacy_signatures = true`.
+    pub fn with_legacy_policy(mut self) -> Keyring {
+        self.legacy = true;
+        self
+    }
+
+    fn policy(&self) -> StandardPolicy<'static> {
+        if self.legacy {
+            crate::policy::bookworm_gpgv()
+        } else {
+            crate::policy::apt3()
+        }
     }
 
     /// Fingerprints of the primary keys, for messages.
@@ -174,7 +194,7 @@ impl<'k> Helper<'k> {
 /// Verify a clearsigned file (InRelease) and return the signed text, as the
 /// verifier outputs it: only this text may be parsed afterwards.
 pub fn verify_cleartext(signed: &[u8], keyring: &Keyring) -> Result<(Vec<u8>, GoodSignature)> {
-    let policy = crate::policy::apt3();
+    let policy = keyring.policy();
     let helper = Helper::new(keyring, &policy);
     let mut verifier = VerifierBuilder::from_bytes(signed)
         .context("not an OpenPGP clearsigned message")?
@@ -192,7 +212,7 @@ pub fn verify_cleartext(signed: &[u8], keyring: &Keyring) -> Result<(Vec<u8>, Go
 
 /// Verify a detached signature (Release.gpg) over `data` (Release).
 pub fn verify_detached(data: &[u8], signature: &[u8], keyring: &Keyring) -> Result<GoodSignature> {
-    let policy = crate::policy::apt3();
+    let policy = keyring.policy();
     let helper = Helper::new(keyring, &policy);
     let mut verifier = DetachedVerifierBuilder::from_bytes(signature)
         .context("not an OpenPGP detached signature")?

@@ -55,6 +55,26 @@ pub fn apt3() -> StandardPolicy<'static> {
     p
 }
 
+/// What bookworm's gpgv (apt 2.6) still accepts and apt 3 does not: SHA-1 and SHA-224
+/// signatures and bindings, DSA and RSA-1024 keys, v3 signatures. Only for a source with
+/// `legacy_signatures = true`; the mirror re-signs, so clients never see these signatures.
+pub fn bookworm_gpgv() -> StandardPolicy<'static> {
+    let mut p = StandardPolicy::new();
+    for algo in [
+        AsymmetricAlgorithm::DSA1024,
+        AsymmetricAlgorithm::DSA2048,
+        AsymmetricAlgorithm::DSA3072,
+        AsymmetricAlgorithm::DSA4096,
+        AsymmetricAlgorithm::RSA1024,
+    ] {
+        p.reject_asymmetric_algo_at(algo, None);
+    }
+    p.reject_hash_at(HashAlgorithm::SHA1, None);
+    p.reject_hash_at(HashAlgorithm::SHA224, None);
+    p.reject_packet_tag_version_at(Tag::Signature, 3, None);
+    p
+}
+
 /// How a signing key fares against apt 3's policy.
 #[derive(Debug, Default)]
 pub struct KeyVerdict {

@@ -142,6 +142,8 @@ pub struct Settings {
     /// Minutes the published Date is set behind the build clock, so that clients whose
     /// clock lags accept it (apt refuses a Date ahead of its clock).
     pub date_margin_minutes: u32,
+    /// Verify this upstream as bookworm's gpgv would (SHA-1, DSA), not under apt 3's policy.
+    pub legacy_signatures: bool,
 }
 
 impl Default for Settings {
@@ -158,6 +160,7 @@ impl Default for Settings {
             pin: None,
             valid_until_days: None,
             date_margin_minutes: 5,
+            legacy_signatures: false,
         }
     }
 }
@@ -177,6 +180,7 @@ struct SettingsFile {
     label: Option<String>,
     valid_until_days: Option<u32>,
     date_margin_minutes: Option<u32>,
+    legacy_signatures: Option<bool>,
 }
 
 impl SettingsFile {
@@ -242,7 +246,7 @@ impl SettingsFile {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f { s.$f = v; } )* };
         }
-        set!(recommends, suggests, essential, missing);
+        set!(recommends, suggests, essential, missing, legacy_signatures);
         if self.origin.is_some() {
             s.origin = self.origin;
         }

@@ -175,7 +175,19 @@ async fn load_keyring(http: &Http, spec: &SourceSpec) -> Result<Keyring> {
                 .ok_or_else(|| anyhow!("{url}: not found"))?
         }
     };
-    Keyring::from_bytes(&bytes)
+    let keyring = Keyring::from_bytes(&bytes)?;
+    Ok(if spec.settings.legacy_signatures {
+        tracing::warn!(
+            "source {}/{}: legacy_signatures = true: its upstream is verified as bookworm's gpgv \
+             would (SHA-1, DSA accepted), not under apt 3's policy; the mirror re-signs it, but ask \
+             the vendor to re-sign with a current key",
+            spec.prefix,
+            spec.name
+        );
+        keyring.with_legacy_policy()
+    } else {
+        keyring
+    })
 }
 
 async fn fetch_release(
@@ -230,8 +242,9 @@ async fn fetch_release(
                 .ok_or_else(|| {
                     anyhow!("Release exists but Release.gpg does not: refusing an unsigned Release")
                 })?;
-            let good =
-                openpgp::verify_detached(&release, &signature, keyring).context("Release.gpg")?;
+            let good = openpgp::verify_detached(&release, &signature, keyring)
+                .map_err(policy_hint)
+                .context("Release.gpg")?;
             (
                 release.clone(),
                 good,
@@ -391,7 +404,22 @@ fn humantime(d: chrono::Duration) -> String {
 }
 
 fn verify_inrelease(body: &[u8], keyring: &Keyring) -> Result<(Vec<u8>, GoodSignature)> {
-    openpgp::verify_cleartext(body, keyring).context("InRelease")
+    openpgp::verify_cleartext(body, keyring)
+        .map_err(policy_hint)
+        .context("InRelease")
+}
+
+/// A signature refused only by apt 3's crypto policy says so, and what the operator can do.
+fn policy_hint(e: anyhow::Error) -> anyhow::Error {
+    if format!("{e:#}").contains("olicy") {
+        e.context(
+            "apt 3 (Debian trixie) refuses this signature under its crypto policy (SHA-1, DSA, \
+             weak keys); if you trust this vendor, set legacy_signatures = true in the source's \
+             settings.toml (the mirror re-signs with your key)",
+        )
+    } else {
+        e
+    }
 }
 
 /// Parse a verified Release text.

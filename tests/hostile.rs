@@ -2020,3 +2020,44 @@ fn wrong_passphrase_is_a_clear_error_without_the_passphrase() {
         assert!(files_containing(&dir, WRONG.as_bytes()).is_empty());
     }
 }
+
+/// apt 3's policy for upstreams: a vendor Release signed with a DSA key (which bookworm's gpgv
+/// still accepts) is refused; `legacy_signatures = true` on that source accepts it, with a
+/// warning on every build, and the mirror re-signs it with the operator's key.
+#[test]
+fn dsa_signed_upstream_needs_legacy_signatures() {
+    let dsa = GpgKey::generate_with("DSA Vendor <v@example.org>", "dsa2048", "1y", &[]);
+    let fx = Fixture::signed_by(dsa, basic_archive);
+    fx.source("p", "s").packages("app\n").write();
+    let r = fx.ws.build();
+    assert!(
+        !r.success(),
+        "a DSA-signed upstream was accepted:\n{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("InRelease") && r.stderr.contains("legacy_signatures"),
+        "{}",
+        r.stderr
+    );
+    assert!(!fx.ws.published("p").exists());
+    fx.source("p", "s")
+        .packages("app\n")
+        .settings("legacy_signatures = true\n")
+        .write();
+    let r = fx.ws.build();
+    r.assert_success();
+    assert!(
+        r.stderr.contains("legacy_signatures = true"),
+        "{}",
+        r.stderr
+    );
+    let keyring = fx.ws.published("p").join("mini-mirror-archive-keyring.gpg");
+    assert_gpgv_accepts_dist(&keyring, &fx.ws.published("p").join("dists/bookworm"));
+    let again = fx.ws.build();
+    again.assert_success();
+    assert!(
+        again.stderr.contains("legacy_signatures = true"),
+        "warned only once"
+    );
+}

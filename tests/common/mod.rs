@@ -2082,7 +2082,11 @@ pub struct Fixture {
 impl Fixture {
     /// Build the archive that `archive` describes and serve it.
     pub fn new(archive: impl FnOnce(Upstream) -> Upstream) -> Fixture {
-        let key = GpgKey::generate("Test Upstream <t@example.org>");
+        Fixture::signed_by(GpgKey::generate("Test Upstream <t@example.org>"), archive)
+    }
+
+    /// The same, with the upstream signed by `key`.
+    pub fn signed_by(key: GpgKey, archive: impl FnOnce(Upstream) -> Upstream) -> Fixture {
         let repo = archive(Upstream::new(&key)).build();
         let server = Server::start(repo.root());
         Fixture {

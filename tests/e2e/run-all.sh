@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # All end-to-end suites, in order: nginx config, hermetic (no network), tamper (negative),
-# live (network).
+# live (network), key policy (the signing-key lint against real trixie and bookworm clients).
 # This is what .ci/run calls. Needs root; installs its own tools on a fresh Debian 12.
 #   tests/e2e/run-all.sh
 # MINI_MIRROR_E2E_SKIP_LIVE=1 leaves out the live suite.
@@ -26,6 +26,8 @@ if [ "${MINI_MIRROR_E2E_SKIP_LIVE:-0}" = 1 ]; then
     summary+=("skipped live (MINI_MIRROR_E2E_SKIP_LIVE=1)")
 else
     suite live "$HERE/live.sh"
+    # After live: it reuses the trixie and bookworm client roots live has cached.
+    suite "key policy (lint vs trixie sqv)" "$HERE/key-policy.sh"
 fi
 echo
 echo "######## e2e summary ########"
