@@ -182,8 +182,7 @@ fn write_dist(root: &Path, live: &Path, dist: &DistPlan, key: &SigningKey) -> Re
     let live_dist = live.join("dists").join(&dist.dist);
     keep_previous_by_hash(&live_dist, &dist_dir)?;
     let date = publish_date(&live_dist.join("Release"), dist.date_margin)?;
-    let signed_by: Vec<String> = key.fingerprints().iter().map(|f| f.to_hex()).collect();
-    let release = release_text(dist, &written, date, &signed_by);
+    let release = release_text(dist, &written, date);
     write_file(&dist_dir.join("Release"), release.as_bytes())?;
     write_file(
         &dist_dir.join("InRelease"),
@@ -288,12 +287,7 @@ fn publish_date(previous_release: &Path, margin: chrono::Duration) -> Result<Dat
     })
 }
 
-fn release_text(
-    dist: &DistPlan,
-    written: &[Written],
-    date: DateTime<Utc>,
-    signed_by: &[String],
-) -> String {
+fn release_text(dist: &DistPlan, written: &[Written], date: DateTime<Utc>) -> String {
     let mut out = String::new();
     for (name, value) in &dist.header {
         out.push_str(&format!("{name}: {value}\n"));
@@ -308,8 +302,6 @@ fn release_text(
     ));
     out.push_str(&format!("Components: {}\n", dist.components.join(" ")));
     out.push_str("Acquire-By-Hash: yes\n");
-    // apt (2.3+) accepts a later Release only if it is signed by one of these keys.
-    out.push_str(&format!("Signed-By: {}\n", signed_by.join(", ")));
     out.push_str("MD5Sum:\n");
     for w in written {
         out.push_str(&format!(" {} {:>16} {}\n", w.md5, w.size, w.path));
