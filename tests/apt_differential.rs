@@ -103,6 +103,16 @@ impl Judge {
         }
     }
 
+    /// The common case: prefix `p` of `fx`, component `main` of each of `dists`, an amd64
+    /// client without foreign architectures.
+    fn of(fx: &Fixture, dists: &[&str]) -> Judge {
+        let lines: Vec<Line> = dists
+            .iter()
+            .map(|d| line(&fx.server, &fx.key, d, "main"))
+            .collect();
+        Judge::new(&fx.ws, "p", &lines, "amd64", &[])
+    }
+
     fn preferences(&self, text: &str) {
         self.upstream.preferences(text);
         self.mirror.preferences(text);
@@ -163,13 +173,7 @@ fn conflicting_alternatives_co_install_as_upstream() {
         .packages("gpr\ncups-client\nspamd\nelogind\n")
         .write();
     fx.ws.build().assert_success();
-    let judge = Judge::new(
-        &fx.ws,
-        "p",
-        &[line(&fx.server, &fx.key, "bookworm", "main")],
-        "amd64",
-        &[],
-    );
+    let judge = Judge::of(&fx, &["bookworm"]);
     let both = judge.agree(&["gpr", "cups-client"], false);
     assert!(
         both.ok && has(&both, "cups-bsd:amd64=2.4"),
@@ -214,16 +218,7 @@ fn backports_are_pinned_as_apt_pins_them() {
         .packages("extra\ntool (>= 2.0~)\n")
         .write();
     fx.ws.build().assert_success();
-    let judge = Judge::new(
-        &fx.ws,
-        "p",
-        &[
-            line(&fx.server, &fx.key, "bookworm", "main"),
-            line(&fx.server, &fx.key, "bookworm-backports", "main"),
-        ],
-        "amd64",
-        &[],
-    );
+    let judge = Judge::of(&fx, &["bookworm", "bookworm-backports"]);
     let app = judge.agree(&["app"], false);
     assert!(
         has(&app, "libfoo:amd64=1.0"),
@@ -270,16 +265,7 @@ fn a_pin_setting_matches_the_sites_apt_preferences() {
         .settings("pin = 500\n")
         .write();
     fx.ws.build().assert_success();
-    let judge = Judge::new(
-        &fx.ws,
-        "p",
-        &[
-            line(&fx.server, &fx.key, "bookworm", "main"),
-            line(&fx.server, &fx.key, "bookworm-backports", "main"),
-        ],
-        "amd64",
-        &[],
-    );
+    let judge = Judge::of(&fx, &["bookworm", "bookworm-backports"]);
     judge.preferences("Package: *\nPin: release a=bookworm-backports\nPin-Priority: 500\n");
     let app = judge.agree(&["app"], false);
     assert!(
@@ -302,13 +288,7 @@ fn an_alternative_that_cannot_install_gives_way() {
     });
     fx.source("p", "s").packages("app\n").write();
     fx.ws.build().assert_success();
-    let judge = Judge::new(
-        &fx.ws,
-        "p",
-        &[line(&fx.server, &fx.key, "bookworm", "main")],
-        "amd64",
-        &[],
-    );
+    let judge = Judge::of(&fx, &["bookworm"]);
     let app = judge.agree(&["app"], false);
     assert!(app.ok && has(&app, "bb:amd64=1.0"), "{:?}", app.installs);
 }
@@ -388,16 +368,7 @@ fn duplicates_are_published_where_listed_and_never_dropped_silently() {
         vendor_index.contains(published.req("SHA256")),
         "the vendor's file is the one published"
     );
-    let judge = Judge::new(
-        &fx.ws,
-        "p",
-        &[
-            line(&fx.server, &fx.key, "bookworm", "main"),
-            line(&fx.server, &fx.key, "bookworm-security", "main"),
-        ],
-        "amd64",
-        &[],
-    );
+    let judge = Judge::of(&fx, &["bookworm", "bookworm-security"]);
     judge.agree(&["tzdata"], false);
 }
 
@@ -423,13 +394,7 @@ fn unreadable_vendor_entries_nobody_needs_are_skipped() {
         "{}",
         r.stderr
     );
-    let judge = Judge::new(
-        &fx.ws,
-        "p",
-        &[line(&fx.server, &fx.key, "vendor", "main")],
-        "amd64",
-        &[],
-    );
+    let judge = Judge::of(&fx, &["vendor"]);
     judge.agree(&["app"], false);
     // Asking for the unreadable one is an error naming the index and line.
     fx.source("p", "s")
@@ -526,16 +491,7 @@ fn recommends_of_each_request_are_kept() {
         .settings("recommends = true\n")
         .write();
     fx.ws.build().assert_success();
-    let judge = Judge::new(
-        &fx.ws,
-        "p",
-        &[
-            line(&fx.server, &fx.key, "bookworm", "main"),
-            line(&fx.server, &fx.key, "bookworm-updates", "main"),
-        ],
-        "amd64",
-        &[],
-    );
+    let judge = Judge::of(&fx, &["bookworm", "bookworm-updates"]);
     judge.agree(&["plain"], false);
     let with = judge.agree(&["tool"], true);
     assert!(has(&with, "libhelp:amd64=1.0"), "{:?}", with.installs);
@@ -572,13 +528,7 @@ fn requests_that_exclude_each_other_are_named_and_each_installs() {
         "{}",
         r.stderr
     );
-    let judge = Judge::new(
-        &fx.ws,
-        "p",
-        &[line(&fx.server, &fx.key, "bookworm", "main")],
-        "amd64",
-        &[],
-    );
+    let judge = Judge::of(&fx, &["bookworm"]);
     judge.agree(&["exim4-daemon-light"], false);
     judge.agree(&["postfix"], false);
     let both = judge.agree(&["exim4-daemon-light", "postfix"], false);

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::AptClient;
+use common::{AptClient, mini_mirror_bin, run_with_timeout};
 use std::fmt::Write as _;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -54,10 +54,9 @@ fn live_apt_installs_the_same_from_the_mirror_as_from_debian() {
     }
     let out = work.path().join("public");
     let started = Instant::now();
-    let bin = std::env::var_os("MINI_MIRROR_TEST_BIN")
-        .filter(|b| !b.is_empty())
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_mini-mirror").into());
-    let mut child = Command::new(bin)
+    // Not the Workspace's cleaned command: a live build must keep the proxy settings.
+    let mut build = Command::new(mini_mirror_bin());
+    build
         .args(["build", "--sources"])
         .arg(&sources)
         .arg("--output")
@@ -65,19 +64,8 @@ fn live_apt_installs_the_same_from_the_mirror_as_from_debian() {
         .arg("--cache")
         .arg(work.path().join("cache"))
         .arg("--state-dir")
-        .arg(work.path().join("state"))
-        .spawn()
-        .unwrap();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > TIME_LIMIT {
-            child.kill().unwrap();
-            panic!("live build took longer than {TIME_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+        .arg(work.path().join("state"));
+    let status = run_with_timeout(build, TIME_LIMIT).status;
     assert!(status.success(), "live build failed");
     eprintln!("live build of {} sets: {:?}", SETS.len(), started.elapsed());
 

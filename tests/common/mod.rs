@@ -1846,10 +1846,7 @@ impl Workspace {
     /// outside (proxies, our own env knobs), and no arguments. `MINI_MIRROR_TEST_BIN` runs
     /// the suites against another build (an older release, to show what a fix changes).
     pub fn bare_command(&self) -> Command {
-        let bin = std::env::var_os("MINI_MIRROR_TEST_BIN")
-            .filter(|b| !b.is_empty())
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_mini-mirror").into());
-        let mut c = Command::new(bin);
+        let mut c = Command::new(mini_mirror_bin());
         for var in [
             "HTTP_PROXY",
             "http_proxy",
@@ -2000,6 +1997,14 @@ pub fn snapshot_tree(root: &Path) -> BTreeMap<String, String> {
 }
 
 /// Run a command, capturing output, killing it if it exceeds `timeout`.
+/// The binary under test: this build's, or `MINI_MIRROR_TEST_BIN` (another build, to show
+/// what a fix changes).
+pub fn mini_mirror_bin() -> std::ffi::OsString {
+    std::env::var_os("MINI_MIRROR_TEST_BIN")
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_mini-mirror").into())
+}
+
 pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> RunResult {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
