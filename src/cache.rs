@@ -26,7 +26,7 @@ pub struct CachedRelease {
 
 /// The signed bytes of an accepted Release, as they came, so that they can be verified
 /// again when a later build falls back to them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignedRelease {
     /// A clearsigned InRelease.
     InRelease(Vec<u8>),

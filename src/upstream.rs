@@ -256,8 +256,15 @@ async fn fetch_release(
     let release = parse_release(dist_url, text, signed_by)?;
     refuse_future_date(&release)?;
     refuse_conflicting_distribution(spec, &release)?;
-    let last = last_accepted(cache, &release.dist_url, keyring);
-    if let Some(last) = &last {
+    // The same signed bytes as last time (the usual scheduled build): nothing to compare
+    // with, nothing to store again.
+    let stored = cache.load_accepted_release(&release.dist_url);
+    let unchanged = stored.as_ref() == Some(&signed);
+    let last = match stored {
+        Some(stored) if !unchanged => last_accepted(&stored, &release.dist_url, keyring),
+        _ => None,
+    };
+    if let Some(last) = last {
         if release
             .date
             .zip(last.date)
@@ -271,12 +278,13 @@ async fn fetch_release(
                 release.date.map(format_date).unwrap_or_default(),
                 last.date.map(format_date).unwrap_or_default(),
             );
-            return Ok(last.clone());
+            return Ok(last);
         }
-        refuse_releaseinfo_change(last, &release, rules)?;
-    } else if let Some(old) = cache
-        .load_accepted_date(&release.dist_url)
-        .and_then(|d| parse_date(&d).ok())
+        refuse_releaseinfo_change(&last, &release, rules)?;
+    } else if !unchanged
+        && let Some(old) = cache
+            .load_accepted_date(&release.dist_url)
+            .and_then(|d| parse_date(&d).ok())
         && release.date.is_some_and(|new| new < old)
     {
         // Only the Date of the last accepted Release is known (a cache from before the
@@ -291,18 +299,23 @@ async fn fetch_release(
     if let Some(new) = to_remember {
         cache.store_release(&inrelease_url, &new)?;
     }
-    cache.store_accepted_release(&release.dist_url, &signed)?;
-    if let Some(date) = release.date {
-        cache.store_accepted_date(&release.dist_url, &format_date(date))?;
+    if !unchanged {
+        cache.store_accepted_release(&release.dist_url, &signed)?;
+        if let Some(date) = release.date {
+            cache.store_accepted_date(&release.dist_url, &format_date(date))?;
+        }
     }
     Ok(release)
 }
 
-/// The Release accepted from `dist_url` on a previous build, verified again with today's
+/// `signed`, the Release accepted from `dist_url` on a previous build, verified again with today's
 /// keyring (a key revoked since makes it unusable, as it should).
-fn last_accepted(cache: &Cache, dist_url: &str, keyring: &Keyring) -> Option<VerifiedRelease> {
-    let signed = cache.load_accepted_release(dist_url)?;
-    let (text, good) = match &signed {
+fn last_accepted(
+    signed: &SignedRelease,
+    dist_url: &str,
+    keyring: &Keyring,
+) -> Option<VerifiedRelease> {
+    let (text, good) = match signed {
         SignedRelease::InRelease(body) => verify_inrelease(body, keyring).ok()?,
         SignedRelease::Detached { release, signature } => (
             release.clone(),
