@@ -185,20 +185,35 @@ impl Cache {
     /// The signed Release accepted from `dist_url` on a previous build (to be verified
     /// again before use).
     pub fn load_accepted_release(&self, dist_url: &str) -> Option<SignedRelease> {
-        let dir = self.release_dir(dist_url);
-        if let Ok(body) = std::fs::read(dir.join("accepted-inrelease")) {
-            return Some(SignedRelease::InRelease(body));
-        }
-        Some(SignedRelease::Detached {
-            release: std::fs::read(dir.join("accepted-release")).ok()?,
-            signature: std::fs::read(dir.join("accepted-release.gpg")).ok()?,
-        })
+        load_signed(&self.release_dir(dist_url))
     }
 
     /// Remember the signed Release just accepted from `dist_url`, replacing the last one.
     pub fn store_accepted_release(&self, dist_url: &str, signed: &SignedRelease) -> Result<()> {
-        let dir = self.release_dir(dist_url);
-        std::fs::create_dir_all(&dir)?;
+        self.store_signed(&self.release_dir(dist_url), signed)
+    }
+
+    fn by_hash_dir(&self, text_sha256: &str) -> Result<PathBuf> {
+        let blob = self.blob_path(text_sha256)?; // checks the hash's form
+        Ok(self
+            .root
+            .join("releases")
+            .join(blob.file_name().expect("named")))
+    }
+
+    /// Keep a verified signed Release under the SHA256 of its text (what `mirror.lock`
+    /// names), so that `build --locked` finds it after upstream has moved on.
+    pub fn store_release_by_hash(&self, text_sha256: &str, signed: &SignedRelease) -> Result<()> {
+        self.store_signed(&self.by_hash_dir(text_sha256)?, signed)
+    }
+
+    /// The signed Release kept under the SHA256 of its text, if any (to be verified again).
+    pub fn load_release_by_hash(&self, text_sha256: &str) -> Option<SignedRelease> {
+        load_signed(&self.by_hash_dir(text_sha256).ok()?)
+    }
+
+    fn store_signed(&self, dir: &Path, signed: &SignedRelease) -> Result<()> {
+        std::fs::create_dir_all(dir)?;
         let put = |name: &str, bytes: &[u8]| -> Result<()> {
             let tmp = self.temp_path()?;
             std::fs::write(&tmp, bytes)?;
@@ -245,6 +260,16 @@ impl Cache {
         std::fs::write(dir.join("validators"), validators)?;
         Ok(())
     }
+}
+
+fn load_signed(dir: &Path) -> Option<SignedRelease> {
+    if let Ok(body) = std::fs::read(dir.join("accepted-inrelease")) {
+        return Some(SignedRelease::InRelease(body));
+    }
+    Some(SignedRelease::Detached {
+        release: std::fs::read(dir.join("accepted-release")).ok()?,
+        signature: std::fs::read(dir.join("accepted-release.gpg")).ok()?,
+    })
 }
 
 /// Where state (a generated signing key) lives: `/var/lib/mini-mirror` for root,

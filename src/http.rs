@@ -480,3 +480,10 @@ fn is_transient(status: StatusCode) -> bool {
         || status == StatusCode::REQUEST_TIMEOUT
         || status == StatusCode::TOO_MANY_REQUESTS
 }
+
+/// Whether a request failed because the server has no such file (404 or 410).
+pub fn is_not_found(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<HttpError>()
+        .and_then(|h| h.status)
+        .is_some_and(|s| s == reqwest::StatusCode::NOT_FOUND || s == reqwest::StatusCode::GONE)
+}

@@ -34,6 +34,25 @@ enum KeyCommand {
     },
 }
 
+/// Where the sources, the published trees and the cache are (shared by the commands that
+/// read upstream).
+#[derive(clap::Args, Clone)]
+struct Places {
+    /// The sources tree: <prefix>/<name>/{source.txt,packages.txt,settings.toml}.
+    #[arg(long, default_value = "sources")]
+    sources: PathBuf,
+    /// Where to publish: <output>/<prefix>/{dists,pool}.
+    #[arg(long, default_value = "public")]
+    output: PathBuf,
+    /// Download cache shared across builds [default: /var/cache/mini-mirror for root, ~/.cache/mini-mirror otherwise].
+    #[arg(long, env = "MINI_MIRROR_CACHE")]
+    cache: Option<PathBuf>,
+    /// Accept an upstream Release whose Origin, Label or Codename changed since the
+    /// last one accepted (apt-get update --allow-releaseinfo-change); check why first.
+    #[arg(long)]
+    allow_releaseinfo_change: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// The signing key.
@@ -43,15 +62,8 @@ enum Command {
     },
     /// Build (or rebuild) the published trees from a sources/ tree.
     Build {
-        /// The sources tree: <prefix>/<name>/{source.txt,packages.txt,settings.toml}.
-        #[arg(long, default_value = "sources")]
-        sources: PathBuf,
-        /// Where to publish: <output>/<prefix>/{dists,pool}.
-        #[arg(long, default_value = "public")]
-        output: PathBuf,
-        /// Download cache shared across builds [default: /var/cache/mini-mirror for root, ~/.cache/mini-mirror otherwise].
-        #[arg(long, env = "MINI_MIRROR_CACHE")]
-        cache: Option<PathBuf>,
+        #[command(flatten)]
+        places: Places,
         /// Where a generated signing key is kept when no --sign-key is given
         /// [default: /var/lib/mini-mirror for root, ~/.local/state/mini-mirror otherwise].
         #[arg(long, env = "MINI_MIRROR_STATE")]
@@ -76,15 +88,114 @@ enum Command {
         /// live tree was published (by default such a prefix is left as it is).
         #[arg(long)]
         force: bool,
-        /// Accept an upstream Release whose Origin, Label or Codename changed since the
-        /// last one accepted (apt-get update --allow-releaseinfo-change); check why first.
-        #[arg(long)]
-        allow_releaseinfo_change: bool,
         /// Publish even when more than half of a live tree's packages would go (by default
         /// such a build is refused, naming how many).
         #[arg(long)]
         allow_shrink: bool,
+        /// Publish exactly what sources/<prefix>/mirror.lock names, resolving nothing:
+        /// packages from the cache, upstream or the source's snapshot_url, each checked
+        /// against the lock.
+        #[arg(long)]
+        locked: bool,
+        /// Print one JSON object on stdout at the end (logs stay on stderr).
+        #[arg(long)]
+        json: bool,
     },
+    /// What changes between two locks (files, or published prefixes); with one, from it to
+    /// what a build would publish now; with none, from each live publish to that.
+    Diff {
+        /// The old side: a mirror.lock, or a directory holding one.
+        a: Option<PathBuf>,
+        /// The new side.
+        b: Option<PathBuf>,
+        #[command(flatten)]
+        places: Places,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exit 0 when a build would publish what is live, 1 when it would change it (printing
+    /// the changes), 2 on error. Downloads indices, never packages. For CI schedules.
+    Check {
+        #[command(flatten)]
+        places: Places,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Why a package is in the mirror: every chain from a query to it. Reads the published
+    /// lock and indices only.
+    Why {
+        /// Package name.
+        package: String,
+        /// Only this published prefix.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Only this architecture.
+        #[arg(long)]
+        arch: Option<String>,
+        /// Where the published trees are.
+        #[arg(long, default_value = "public")]
+        output: PathBuf,
+    },
+}
+
+impl Places {
+    fn options(self) -> mini_mirror::BuildOptions {
+        mini_mirror::BuildOptions {
+            sources: self.sources,
+            output: self.output,
+            cache: self.cache.unwrap_or_else(mini_mirror::cache::default_dir),
+            state_dir: mini_mirror::cache::default_state_dir(),
+            sign_keys: Vec::new(),
+            passphrase: None,
+            jobs: 32,
+            force: false,
+            release_rules: mini_mirror::upstream::ReleaseRules {
+                allow_releaseinfo_change: self.allow_releaseinfo_change,
+            },
+            allow_shrink: false,
+            locked: false,
+        }
+    }
+}
+
+/// `diff` and `check`: print the changes; `check` turns them into its exit code.
+fn diff_command(
+    a: Option<PathBuf>,
+    b: Option<PathBuf>,
+    places: Places,
+    json: bool,
+    check: bool,
+) -> ExitCode {
+    let opts = places.options();
+    let result = match (&a, &b) {
+        (Some(a), Some(b)) => mini_mirror::commands::diff_locks(a, b),
+        (Some(a), None) => mini_mirror::commands::diff_against_now(a, &opts),
+        _ => mini_mirror::commands::diff_live(&opts),
+    };
+    match result {
+        Ok(diffs) => {
+            if json {
+                println!("{}", mini_mirror::commands::diff_json(&diffs));
+            } else if check && !diffs.is_empty() {
+                print!("{}", mini_mirror::commands::diff_text(&diffs));
+            } else if check {
+                println!("up to date: a build would publish what is live");
+            } else {
+                print!("{}", mini_mirror::commands::diff_text(&diffs));
+            }
+            if check && !diffs.is_empty() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// `mini-mirror key check`: the verdict on one line each, then `ok` or the refusal.
@@ -135,7 +246,18 @@ fn main() -> ExitCode {
 
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
-    let command = match cli.command {
+    let (
+        places,
+        state_dir,
+        sign_key,
+        passphrase_file,
+        jobs,
+        timings,
+        force,
+        allow_shrink,
+        locked,
+        json,
+    ) = match cli.command {
         Command::Key {
             command:
                 KeyCommand::Check {
@@ -143,23 +265,57 @@ fn main() -> ExitCode {
                     state_dir,
                 },
         } => return key_check(sign_key, state_dir),
-        build => build,
-    };
-    let Command::Build {
-        sources,
-        output,
-        cache,
-        state_dir,
-        sign_key,
-        passphrase_file,
-        jobs,
-        timings,
-        force,
-        allow_releaseinfo_change,
-        allow_shrink,
-    } = command
-    else {
-        unreachable!("key commands returned above");
+        Command::Diff { a, b, places, json } => return diff_command(a, b, places, json, false),
+        Command::Check { places, json } => return diff_command(None, None, places, json, true),
+        Command::Why {
+            package,
+            prefix,
+            arch,
+            output,
+        } => {
+            return match mini_mirror::commands::why::why(
+                &output,
+                &package,
+                prefix.as_deref(),
+                arch.as_deref(),
+            ) {
+                Ok(Some(text)) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Ok(None) => {
+                    println!("{package} is not in the mirror ({})", output.display());
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        Command::Build {
+            places,
+            state_dir,
+            sign_key,
+            passphrase_file,
+            jobs,
+            timings,
+            force,
+            allow_shrink,
+            locked,
+            json,
+        } => (
+            places,
+            state_dir,
+            sign_key,
+            passphrase_file,
+            jobs,
+            timings,
+            force,
+            allow_shrink,
+            locked,
+            json,
+        ),
     };
     let passphrase = match passphrase_file {
         Some(path) => match std::fs::read_to_string(&path) {
@@ -174,18 +330,14 @@ fn main() -> ExitCode {
             .map(mini_mirror::openpgp::password),
     };
     let opts = mini_mirror::BuildOptions {
-        sources,
-        output,
-        cache: cache.unwrap_or_else(mini_mirror::cache::default_dir),
         state_dir: state_dir.unwrap_or_else(mini_mirror::cache::default_state_dir),
         sign_keys: sign_key,
         passphrase,
         jobs,
         force,
-        release_rules: mini_mirror::upstream::ReleaseRules {
-            allow_releaseinfo_change,
-        },
         allow_shrink,
+        locked,
+        ..places.options()
     };
     match mini_mirror::build(&opts) {
         Ok(r) => {
@@ -210,6 +362,12 @@ fn main() -> ExitCode {
                 r.from_cache,
                 r.elapsed.as_secs_f64()
             );
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&r).expect("the report serializes")
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

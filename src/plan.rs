@@ -2,10 +2,12 @@
 //! sources' queries in it, and lay the chosen packages out by dist, component and
 //! architecture — the typed hand-off from selection to the pool and publish stages.
 
+use crate::lock::{Lock, LockedPackage, LockedQuery, LockedSource};
 use crate::pool::{PoolFile, pool_path};
 use crate::publish::{DistPlan, Entry, PrefixPlan};
-use crate::resolve::{Request, ResolveError, resolve};
+use crate::resolve::{Request, ResolveError, Why, resolve};
 use crate::spec::SourceSpec;
+use crate::universe::PkgId;
 use crate::universe::{Client, IndexRef, Origin, Universe};
 use crate::upstream::FetchedSource;
 use anyhow::{Context, Result, bail};
@@ -120,48 +122,10 @@ fn plan_prefix<'a>(
             }
         }
     }
-    let mut dists: Vec<DistPlan> = Vec::new();
-    for &i in members {
-        let spec = &specs[i];
-        let dist = match dists.iter_mut().position(|d| d.dist == spec.dist) {
-            Some(pos) => &mut dists[pos],
-            None => {
-                dists.push(DistPlan {
-                    dist: spec.dist.clone(),
-                    header: release_header(spec, &fetched[i]),
-                    date_margin: chrono::Duration::minutes(
-                        spec.settings.date_margin_minutes.into(),
-                    ),
-                    ..DistPlan::default()
-                });
-                dists.last_mut().expect("just pushed")
-            }
-        };
-        // Sources sharing a dist: the shortest validity and the widest margin win.
-        if let Some(days) = spec.settings.valid_until_days {
-            let v = chrono::Duration::days(days.into());
-            dist.valid_for = Some(dist.valid_for.map_or(v, |d| d.min(v)));
-        }
-        let margin = chrono::Duration::minutes(spec.settings.date_margin_minutes.into());
-        dist.date_margin = dist.date_margin.max(margin);
-        for c in &spec.components {
-            if !dist.components.contains(c) {
-                dist.components.push(c.clone());
-            }
-        }
-        for a in spec
-            .settings
-            .architectures
-            .iter()
-            .chain(&spec.settings.foreign_architectures)
-        {
-            if !dist.architectures.contains(a) {
-                dist.architectures.push(a.clone());
-            }
-        }
-    }
+    let mut dists = dist_plans(members, specs, fetched);
 
     let mut pool: BTreeMap<String, PoolFile> = BTreeMap::new();
+    let mut locked: BTreeMap<(String, String, String), LockedPackage> = BTreeMap::new();
     let mut problems = Vec::new();
     let mut published: BTreeSet<(String, String, String, String)> = BTreeSet::new();
     for native in natives {
@@ -227,6 +191,13 @@ fn plan_prefix<'a>(
             selection.packages.len(),
             client_label(&client)
         );
+        let mut reasons: BTreeMap<PkgId, Vec<String>> = BTreeMap::new();
+        for (id, why) in &selection.why {
+            reasons
+                .entry(*id)
+                .or_default()
+                .push(reason_text(&universe, why));
+        }
         for &id in &selection.packages {
             let primary = universe.get(id);
             let arch = universe.slot_arch(id).to_owned();
@@ -240,6 +211,7 @@ fn plan_prefix<'a>(
                         )
                     })?;
                 let file = PoolFile {
+                    fallback_url: None,
                     url: format!("{}/{}", spec.url, pkg.filename),
                     pool_path: path.clone(),
                     size: pkg.size,
@@ -271,25 +243,174 @@ fn plan_prefix<'a>(
                     .iter_mut()
                     .find(|d| d.dist == pkg.origin.dist)
                     .expect("every origin dist has a plan");
+                let entry = Entry {
+                    paragraph: pkg.paragraph.to_owned(),
+                    pool_path: path.clone(),
+                };
+                let lock_entry = locked
+                    .entry((
+                        pkg.origin.dist.to_owned(),
+                        pkg.origin.component.to_owned(),
+                        path,
+                    ))
+                    .or_insert_with(|| LockedPackage {
+                        name: pkg.name.to_owned(),
+                        version: pkg.version_text.to_owned(),
+                        architecture: pkg.arch.to_owned(),
+                        dist: pkg.origin.dist.to_owned(),
+                        component: pkg.origin.component.to_owned(),
+                        source: pkg.source_name.to_owned(),
+                        upstream: spec.name.clone(),
+                        filename: pkg.filename.to_owned(),
+                        size: pkg.size,
+                        sha256: pkg.sha256.to_owned(),
+                        paragraph_sha256: crate::publish::entry_sha256(&entry),
+                        indices: Vec::new(),
+                        why: Vec::new(),
+                        line: 0,
+                    });
+                lock_entry.indices.push(arch.clone());
+                lock_entry
+                    .why
+                    .extend(reasons.get(&id).into_iter().flatten().cloned());
                 dist.entries
                     .entry((pkg.origin.component.to_owned(), arch.clone()))
                     .or_default()
-                    .push(Entry {
-                        paragraph: pkg.paragraph.to_owned(),
-                        pool_path: path,
-                    });
+                    .push(entry);
             }
         }
     }
     if !problems.is_empty() {
         return Err(ResolveError { problems }.into());
     }
+    for dist in &mut dists {
+        for entries in dist.entries.values_mut() {
+            sort_entries(entries);
+        }
+    }
+    let mut lock = Lock {
+        prefix: prefix.to_owned(),
+        requests: String::new(),
+        sources: members
+            .iter()
+            .map(|&i| locked_source(&specs[i], &fetched[i].release))
+            .collect(),
+        indices: Vec::new(),
+        packages: locked.into_values().collect(),
+    };
+    lock.normalize();
     Ok(PrefixPlan {
         prefix: prefix.to_owned(),
         fingerprint: String::new(),
         dists,
         pool: pool.into_values().collect(),
+        lock,
     })
+}
+
+/// The published order of a Packages file: by pool path (source package, then file name),
+/// whichever client selected each entry first, so that `--locked` writes the same bytes.
+pub fn sort_entries(entries: &mut [Entry]) {
+    entries.sort_by(|a, b| a.pool_path.cmp(&b.pool_path));
+}
+
+/// What a lock records of one source: what it asked, and the Release it was answered from.
+pub fn locked_source(
+    spec: &SourceSpec,
+    release: &crate::upstream::VerifiedRelease,
+) -> LockedSource {
+    LockedSource {
+        name: spec.name.clone(),
+        url: spec.url.clone(),
+        dist: spec.dist.clone(),
+        components: spec.components.clone(),
+        release_sha256: release.text_sha256(),
+        release_date: release.field("Date").map(str::to_owned),
+        queries: spec
+            .queries
+            .iter()
+            .map(|q| LockedQuery {
+                line: q.location.line,
+                query: q.to_string(),
+            })
+            .collect(),
+        settings: crate::lock::settings_table(&spec.settings),
+    }
+}
+
+/// A resolver's reason as the lock records it.
+fn reason_text(universe: &Universe<'_>, why: &Why) -> String {
+    match why {
+        Why::Query { location, label } => {
+            let source = location
+                .file
+                .parent()
+                .and_then(|d| d.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let file = location
+                .file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            format!("query {source}/{file}:{}: {label}", location.line)
+        }
+        Why::Seed { label } => format!("seed: {label}"),
+        Why::Dependency { parent, via } => {
+            let p = universe.get(*parent);
+            format!("{} {} {}: {via}", p.name, p.version_text, p.arch)
+        }
+    }
+}
+
+/// One plan per dist of a prefix's sources, without entries: header, components,
+/// architectures, validity.
+pub fn dist_plans<F: std::borrow::Borrow<FetchedSource>>(
+    members: &[usize],
+    specs: &[SourceSpec],
+    fetched: &[F],
+) -> Vec<DistPlan> {
+    let mut dists: Vec<DistPlan> = Vec::new();
+    for &i in members {
+        let spec = &specs[i];
+        let dist = match dists.iter_mut().position(|d| d.dist == spec.dist) {
+            Some(pos) => &mut dists[pos],
+            None => {
+                dists.push(DistPlan {
+                    dist: spec.dist.clone(),
+                    header: release_header(spec, fetched[i].borrow()),
+                    date_margin: chrono::Duration::minutes(
+                        spec.settings.date_margin_minutes.into(),
+                    ),
+                    ..DistPlan::default()
+                });
+                dists.last_mut().expect("just pushed")
+            }
+        };
+        // Sources sharing a dist: the shortest validity and the widest margin win.
+        if let Some(days) = spec.settings.valid_until_days {
+            let v = chrono::Duration::days(days.into());
+            dist.valid_for = Some(dist.valid_for.map_or(v, |d| d.min(v)));
+        }
+        let margin = chrono::Duration::minutes(spec.settings.date_margin_minutes.into());
+        dist.date_margin = dist.date_margin.max(margin);
+        for c in &spec.components {
+            if !dist.components.contains(c) {
+                dist.components.push(c.clone());
+            }
+        }
+        for a in spec
+            .settings
+            .architectures
+            .iter()
+            .chain(&spec.settings.foreign_architectures)
+        {
+            if !dist.architectures.contains(a) {
+                dist.architectures.push(a.clone());
+            }
+        }
+    }
+    dists
 }
 
 /// apt's default pin of a dist (apt-pkg/policy.cc, `pkgPolicy::InitDefaults`): 500;
@@ -346,7 +467,7 @@ fn warn_malformed(prefix: &str, universe: &Universe<'_>) {
     }
 }
 
-fn release_header(spec: &SourceSpec, fetched: &FetchedSource) -> Vec<(String, String)> {
+pub fn release_header(spec: &SourceSpec, fetched: &FetchedSource) -> Vec<(String, String)> {
     let mut header = Vec::new();
     for name in KEPT_FIELDS {
         let value = match name {

@@ -26,11 +26,16 @@ pub struct PoolFile {
     pub size: u64,
     /// SHA256 from the index.
     pub sha256: String,
+    /// Where else to get it when upstream no longer has it (a snapshot server, for
+    /// `build --locked`).
+    pub fallback_url: Option<String>,
 }
 
 /// What the pool stage did.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct PoolReport {
+    /// SHA256 of each file downloaded (not found in the cache).
+    pub downloaded_files: std::collections::HashSet<String>,
     /// Files downloaded.
     pub downloaded: usize,
     /// Bytes of those files.
@@ -95,12 +100,14 @@ pub async fn fetch_all(
     let downloaded_bytes = AtomicU64::new(0);
     let from_cache = AtomicUsize::new(0);
     let errors = Mutex::new(Vec::new());
+    let downloaded_files = Mutex::new(std::collections::HashSet::new());
     let connections = Semaphore::new(jobs.max(1));
     // Largest first: a big file started last would finish long after all the others.
     let mut largest_first: Vec<&PoolFile> = files.iter().collect();
     largest_first.sort_by_key(|f| std::cmp::Reverse(f.size));
     futures_util::stream::iter(largest_first)
         .for_each_concurrent(jobs.max(1), |file| {
+            let downloaded_files = &downloaded_files;
             let (progress, downloaded, downloaded_bytes, from_cache, errors, connections) = (
                 &progress,
                 &downloaded,
@@ -117,6 +124,10 @@ pub async fn fetch_all(
                         progress.bytes(file.size);
                     }
                     Ok(false) => {
+                        downloaded_files
+                            .lock()
+                            .expect("not poisoned")
+                            .insert(file.sha256.clone());
                         downloaded.fetch_add(1, Ordering::Relaxed);
                         downloaded_bytes.fetch_add(file.size, Ordering::Relaxed);
                     }
@@ -128,15 +139,21 @@ pub async fn fetch_all(
         .await;
     progress.finish();
     let mut errors = errors.into_inner().expect("not poisoned");
+    if errors.len() == 1 {
+        return Err(errors.remove(0));
+    }
     if !errors.is_empty() {
-        let count = errors.len();
-        let first = errors.remove(0);
-        if count > 1 {
-            return Err(first.context(format!("{count} packages could not be fetched; the first")));
-        }
-        return Err(first);
+        // Every one of them, so that the operator sees the whole list at once.
+        let mut lines: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
+        lines.sort();
+        bail!(
+            "{} packages could not be fetched:\n  {}",
+            lines.len(),
+            lines.join("\n  ")
+        );
     }
     Ok(PoolReport {
+        downloaded_files: downloaded_files.into_inner().expect("not poisoned"),
         downloaded: downloaded.into_inner(),
         downloaded_bytes: downloaded_bytes.into_inner(),
         from_cache: from_cache.into_inner(),
@@ -174,11 +191,22 @@ async fn fetch_one(
         .rev()
         .find_map(|n| connections.try_acquire_many(n).ok());
     let parts = 1 + extra.as_ref().map_or(0, |p| p.num_permits() as u64);
-    http.download_verified_in_parts(&file.url, &tmp, file.size, &file.sha256, parts, &|n| {
-        progress.bytes(n)
-    })
-    .await
-    .with_context(|| format!("fetching {}", file.pool_path))?;
+    let mut result = http
+        .download_verified_in_parts(&file.url, &tmp, file.size, &file.sha256, parts, &|n| {
+            progress.bytes(n)
+        })
+        .await;
+    if let (Err(e), Some(fallback)) = (&result, &file.fallback_url)
+        && crate::http::is_not_found(e)
+    {
+        tracing::info!("{} is gone upstream; fetching it from {fallback}", file.url);
+        result = http
+            .download_verified_in_parts(fallback, &tmp, file.size, &file.sha256, parts, &|n| {
+                progress.bytes(n)
+            })
+            .await;
+    }
+    result.with_context(|| format!("fetching {}", file.pool_path))?;
     cache.insert_verified(tmp, &file.sha256)?;
     Ok(false)
 }

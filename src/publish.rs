@@ -64,12 +64,17 @@ pub struct PrefixPlan {
     pub dists: Vec<DistPlan>,
     /// Its pool files (already in the cache).
     pub pool: Vec<PoolFile>,
+    /// What it publishes, as `mirror.lock` records it (its `indices` are filled in by
+    /// [`stage`]).
+    pub lock: crate::lock::Lock,
 }
 
 /// A prefix tree fully written in staging, waiting for [`switch`].
 pub struct Staged {
     prefix: String,
     dir: tempfile::TempDir,
+    /// The lock written into it (`mirror.lock`), indices included.
+    pub lock: crate::lock::Lock,
 }
 
 /// Lay out `plan` in a staging directory inside `output`.
@@ -82,10 +87,30 @@ pub fn stage(output: &Path, plan: &PrefixPlan, cache: &Cache, key: &SigningKey) 
     let root = dir.path();
     std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755))?;
     link_pool(root, &plan.pool, cache)?;
+    let mut lock = plan.lock.clone();
     for dist in &plan.dists {
-        write_dist(root, &live, dist, key)
+        let written = write_dist(root, &live, dist, key)
             .with_context(|| format!("publishing {}/dists/{}", plan.prefix, dist.dist))?;
+        lock.indices.extend(
+            written
+                .into_iter()
+                .filter(|w| w.path.ends_with("/Packages"))
+                .map(|w| crate::lock::LockedIndex {
+                    path: format!("dists/{}/{}", dist.dist, w.path),
+                    size: w.size,
+                    sha256: w.sha256,
+                }),
+        );
     }
+    lock.normalize();
+    write_file(
+        &root.join(crate::lock::LOCK_NAME),
+        lock.to_toml().as_bytes(),
+    )?;
+    write_file(
+        &root.join(crate::sbom::FILE_NAME),
+        crate::sbom::cyclonedx(&lock, plan).as_bytes(),
+    )?;
     write_file(
         &root.join(FINGERPRINT_NAME),
         format!("{} {}\n", plan.fingerprint, plan.pool.len()).as_bytes(),
@@ -98,6 +123,7 @@ pub fn stage(output: &Path, plan: &PrefixPlan, cache: &Cache, key: &SigningKey) 
     Ok(Staged {
         prefix: plan.prefix.clone(),
         dir,
+        lock,
     })
 }
 
@@ -139,7 +165,7 @@ struct Written {
     sha256: String,
 }
 
-fn write_dist(root: &Path, live: &Path, dist: &DistPlan, key: &SigningKey) -> Result<()> {
+fn write_dist(root: &Path, live: &Path, dist: &DistPlan, key: &SigningKey) -> Result<Vec<Written>> {
     let dist_dir = safe_join(root, &format!("dists/{}", dist.dist))?;
     let mut written = Vec::new();
     for component in &dist.components {
@@ -192,7 +218,12 @@ fn write_dist(root: &Path, live: &Path, dist: &DistPlan, key: &SigningKey) -> Re
         &dist_dir.join("Release.gpg"),
         &key.sign_detached(release.as_bytes())?,
     )?;
-    Ok(())
+    Ok(written)
+}
+
+/// SHA256 of one entry as the Packages file lists it (see `mirror.lock`).
+pub fn entry_sha256(entry: &Entry) -> String {
+    crate::sha256::hex_digest(packages_text(std::slice::from_ref(entry)).as_bytes())
 }
 
 /// The Packages file: entries separated by blank lines, `Filename` replaced by ours.

@@ -66,7 +66,7 @@ pub enum KeySource {
 }
 
 /// What to do with a dependency nothing can satisfy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum MissingPolicy {
     /// Fail the build (the default).
@@ -77,7 +77,8 @@ pub enum MissingPolicy {
 }
 
 /// Essential seeding: what `debootstrap` needs to bootstrap a system from the mirror.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Essential {
     /// No seeding (the default).
     #[default]
@@ -112,8 +113,9 @@ impl<'de> Deserialize<'de> for Essential {
     }
 }
 
-/// Per-source settings, after applying defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Per-source settings, after applying defaults (serialized into `mirror.lock`, which
+/// records what it answers).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Settings {
     /// Architectures to mirror, each for clients of that native architecture (a fleet):
     /// every query must exist in each (arch `all` packages come along with each).
@@ -144,6 +146,10 @@ pub struct Settings {
     pub date_margin_minutes: u32,
     /// Verify this upstream as bookworm's gpgv would (SHA-1, DSA), not under apt 3's policy.
     pub legacy_signatures: bool,
+    /// Where old versions of this upstream stay available (the snapshot.debian.org /
+    /// snapshot.ubuntu.com layout: `<snapshot_url>/<YYYYMMDDTHHMMSSZ>/dists/...`), for
+    /// `build --locked` once upstream has dropped what the lock names.
+    pub snapshot_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -161,6 +167,7 @@ impl Default for Settings {
             valid_until_days: None,
             date_margin_minutes: 5,
             legacy_signatures: false,
+            snapshot_url: None,
         }
     }
 }
@@ -181,6 +188,7 @@ struct SettingsFile {
     valid_until_days: Option<u32>,
     date_margin_minutes: Option<u32>,
     legacy_signatures: Option<bool>,
+    snapshot_url: Option<String>,
 }
 
 impl SettingsFile {
@@ -252,6 +260,16 @@ impl SettingsFile {
         }
         if self.label.is_some() {
             s.label = self.label;
+        }
+        if let Some(url) = self.snapshot_url {
+            let url = url.trim_end_matches('/');
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!(
+                    "{}: `snapshot_url` must be http:// or https://, found {url:?}",
+                    path.display()
+                );
+            }
+            s.snapshot_url = Some(url.to_owned());
         }
         Ok(())
     }

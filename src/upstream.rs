@@ -5,7 +5,7 @@
 
 use crate::cache::{Cache, CachedRelease, SignedRelease};
 use crate::deb822;
-use crate::http::{Conditional, Http, HttpError};
+use crate::http::{Conditional, Http};
 use crate::index_text::{self, ChunkReader, Compression, IndexText};
 use crate::openpgp::{self, GoodSignature, Keyring};
 use crate::spec::{KeySource, SourceSpec, is_safe_relative_path};
@@ -48,6 +48,17 @@ pub struct VerifiedRelease {
 }
 
 impl VerifiedRelease {
+    /// SHA256 of the signed Release text, as `sha256sum Release` prints it (the line end
+    /// a clearsigned InRelease drops after its last line counted back in): what
+    /// `mirror.lock` names.
+    pub fn text_sha256(&self) -> String {
+        if self.text.ends_with('\n') {
+            crate::sha256::hex_digest(self.text.as_bytes())
+        } else {
+            crate::sha256::hex_digest(format!("{}\n", self.text).as_bytes())
+        }
+    }
+
     /// A field of the signed Release.
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields
@@ -157,7 +168,8 @@ pub async fn fetch_indices(
     Ok(FetchedSource { release, indices })
 }
 
-async fn load_keyring(http: &Http, spec: &SourceSpec) -> Result<Keyring> {
+/// The source's upstream key, under the policy its settings ask for.
+pub async fn load_keyring(http: &Http, spec: &SourceSpec) -> Result<Keyring> {
     let bytes = match &spec.key {
         KeySource::Path(p) => {
             std::fs::read(p).with_context(|| format!("reading {}", p.display()))?
@@ -301,6 +313,8 @@ async fn fetch_release(
     }
     if !unchanged {
         cache.store_accepted_release(&release.dist_url, &signed)?;
+        // Kept by content too, for `build --locked` once upstream has moved on.
+        cache.store_release_by_hash(&release.text_sha256(), &signed)?;
         if let Some(date) = release.date {
             cache.store_accepted_date(&release.dist_url, &format_date(date))?;
         }
@@ -310,7 +324,7 @@ async fn fetch_release(
 
 /// `signed`, the Release accepted from `dist_url` on a previous build, verified again with today's
 /// keyring (a key revoked since makes it unusable, as it should).
-fn last_accepted(
+pub fn last_accepted(
     signed: &SignedRelease,
     dist_url: &str,
     keyring: &Keyring,
@@ -638,7 +652,7 @@ async fn download_index(
             .download_verified(&by_hash, &tmp, listed.size, &listed.sha256, &feed)
             .await
         {
-            Err(e) if is_not_found(&e) => {}
+            Err(e) if crate::http::is_not_found(&e) => {}
             result => downloaded = Some(result),
         }
     }
@@ -648,7 +662,7 @@ async fn download_index(
             .download_verified(&plain_url, &tmp, listed.size, &listed.sha256, &feed)
             .await
             .map_err(|e| {
-                if is_not_found(&e) {
+                if crate::http::is_not_found(&e) {
                     anyhow!("{plain_url}: not found, though the Release lists it")
                 } else {
                     e
@@ -683,12 +697,6 @@ async fn decode_file(
         Ok(text)
     })
     .await?
-}
-
-fn is_not_found(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<HttpError>()
-        .and_then(|h| h.status)
-        .is_some_and(|s| s == reqwest::StatusCode::NOT_FOUND || s == reqwest::StatusCode::GONE)
 }
 
 /// Check bytes against the size and SHA256 a signed Release lists for them.

@@ -13,10 +13,20 @@ const TIME_LIMIT: Duration = Duration::from_secs(300);
 fn live_debian_example_sources_build_verifies_with_gpgv_and_hashes() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("public");
+    // A copy: a build writes sources/<prefix>/mirror.lock, and the shipped tree must stay
+    // as committed.
+    let sources = work.path().join("sources");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("sources"))
+        .arg(&sources)
+        .status()
+        .unwrap();
+    assert!(copied.success());
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mini-mirror"))
         .args(["build", "--sources"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("sources"))
+        .arg(&sources)
         .arg("--output")
         .arg(&out)
         .arg("--cache")
@@ -36,6 +46,10 @@ fn live_debian_example_sources_build_verifies_with_gpgv_and_hashes() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(status.success(), "live build failed");
+    assert!(
+        sources.join("debian/mirror.lock").is_file(),
+        "the build writes the lock beside the sources"
+    );
 
     let prefix = out.join("debian");
     let keyring = prefix.join("mini-mirror-archive-keyring.gpg");
