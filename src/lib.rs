@@ -24,6 +24,7 @@ pub mod relation;
 pub mod resolve;
 pub mod sbom;
 pub mod sha256;
+pub mod snapshot;
 pub mod spec;
 pub mod universe;
 pub mod upstream;
@@ -57,6 +58,24 @@ pub struct BuildOptions {
     pub allow_shrink: bool,
     /// Publish exactly what `sources/<prefix>/mirror.lock` names; resolve nothing.
     pub locked: bool,
+    /// Snapshots kept per prefix (overrides the sources' `keep`).
+    pub keep: Option<usize>,
+    /// The URL clients reach `<output>` at, for the `Snapshots:` field (`apt --snapshot`);
+    /// without it the field says `no`.
+    pub base_url: Option<String>,
+}
+
+impl BuildOptions {
+    /// The `Snapshots:` field of `prefix`'s Releases.
+    fn snapshots_field(&self, prefix: &str) -> String {
+        match &self.base_url {
+            Some(base) => format!(
+                "{}/{prefix}/snapshots/@SNAPSHOTID@/",
+                base.trim_end_matches('/')
+            ),
+            None => "no".to_owned(),
+        }
+    }
 }
 
 /// What a build did, for the closing summary.
@@ -141,8 +160,15 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
                     upstream::verified_release(&http, &cache, s, &opts.release_rules)
                 })))?;
             // A prefix whose inputs are exactly those of its live tree is already published.
-            let (fingerprints, _) =
-                plan::changed_prefixes(&specs, &releases, &key, &opts.output, opts.force);
+            let published_as = format!("base_url={:?}", opts.base_url);
+            let (fingerprints, _) = plan::changed_prefixes(
+                &specs,
+                &releases,
+                &key,
+                &opts.output,
+                opts.force,
+                &published_as,
+            );
             for (prefix, _) in plan::prefixes(&specs) {
                 if !fingerprints.contains_key(prefix) {
                     reports.push(up_to_date(opts, prefix, true));
@@ -213,6 +239,13 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
             plans
         }
     };
+    let mut plans = plans;
+    for plan in &mut plans {
+        if let Some(keep) = opts.keep {
+            plan.keep = keep;
+        }
+        plan.snapshots_url = Some(opts.snapshots_field(&plan.prefix));
+    }
     publish::refuse_shrink(&opts.output, &plans, opts.allow_shrink)?;
     timer.lap("resolve");
     let pool_files: Vec<pool::PoolFile> =
@@ -350,6 +383,151 @@ pub fn would_publish(opts: &BuildOptions) -> Result<Vec<lock::Lock>> {
     )))?;
     let plans = plan::plan_prefixes(&specs, &fetched, &std::collections::BTreeMap::new())?;
     Ok(plans.into_iter().map(|p| p.lock).collect())
+}
+
+/// What `mini-mirror rollback` was asked to do.
+pub struct RollbackOptions {
+    /// Where the published trees are.
+    pub output: PathBuf,
+    /// The prefix (needed when several are published).
+    pub prefix: Option<String>,
+    /// The snapshot to publish again; `None`: the one before the current.
+    pub to: Option<String>,
+    /// Snapshots kept, the new one included.
+    pub keep: usize,
+    /// The download cache (pool files are linked from it when present).
+    pub cache: PathBuf,
+    /// As for `build`.
+    pub state_dir: PathBuf,
+    /// As for `build`.
+    pub sign_keys: Vec<PathBuf>,
+    /// As for `build`.
+    pub passphrase: Option<sequoia_openpgp::crypto::Password>,
+}
+
+/// Make an earlier snapshot's content current again, as a new snapshot with a new Date and
+/// new signatures; downloads nothing. Returns (prefix, snapshot rolled back to, new ID).
+pub fn rollback(opts: &RollbackOptions) -> Result<(String, String, String)> {
+    let _output_lock = cache::lock_file(&opts.output.join(".mini-mirror.lock"))?;
+    publish::remove_stale_staging(&opts.output)?;
+    let prefix = match &opts.prefix {
+        Some(p) => p.clone(),
+        None => {
+            let all = snapshot::prefixes(&opts.output)?;
+            match all.as_slice() {
+                [one] => one.clone(),
+                [] => anyhow::bail!("{}: nothing is published", opts.output.display()),
+                many => anyhow::bail!(
+                    "several prefixes are published ({}): say which with --prefix",
+                    many.join(", ")
+                ),
+            }
+        }
+    };
+    let live = opts.output.join(&prefix);
+    let target = snapshot::rollback_target(&live, opts.to.as_deref())?;
+    let lock = snapshot::verify(&live, &target)?;
+    let key =
+        openpgp::load_signing_key(&opts.sign_keys, opts.passphrase.as_ref(), &opts.state_dir)?;
+    let cache = cache::Cache::open(&opts.cache)?;
+    let plan = snapshot::rollback_plan(&prefix, &live, &target, lock, opts.keep)?;
+    let staged = publish::stage(&opts.output, &plan, &cache, &key)?;
+    let id = staged.id.clone();
+    publish::switch(&opts.output, vec![staged])?;
+    Ok((prefix, target, id))
+}
+
+/// What `mini-mirror purge` removed (or would remove).
+#[derive(Debug, Default, serde::Serialize)]
+pub struct PurgeReport {
+    /// Cache files removed.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Cache files kept because something refers to them.
+    pub kept: usize,
+}
+
+/// Remove the cache entries that no kept snapshot (under `output`), no lock beside the
+/// sources and no cached Release refers to, and that are older than `older_than`.
+pub fn purge(
+    cache_dir: &std::path::Path,
+    output: &std::path::Path,
+    sources: &std::path::Path,
+    older_than: Duration,
+    dry_run: bool,
+) -> Result<PurgeReport> {
+    let cache = cache::Cache::open(cache_dir)?; // holds the cache lock: no build runs meanwhile
+    let mut referenced = std::collections::BTreeSet::new();
+    let mut locks = Vec::new();
+    if output.is_dir() {
+        for prefix in snapshot::prefixes(output)? {
+            let dir = output.join(&prefix);
+            locks.push(dir.join(lock::LOCK_NAME));
+            for id in snapshot::ids(&dir) {
+                locks.push(dir.join(snapshot::DIR).join(id).join(lock::LOCK_NAME));
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(sources) {
+        for e in entries.flatten() {
+            locks.push(e.path().join(lock::LOCK_NAME));
+        }
+    }
+    for path in locks.iter().filter(|p| p.is_file()) {
+        let l = lock::Lock::read(path)?;
+        referenced.extend(l.packages.into_iter().map(|p| p.sha256));
+    }
+    // Indices: whatever a cached Release lists.
+    for dir in ["release", "releases"] {
+        for entry in walkdir::WalkDir::new(cache.root().join(dir))
+            .into_iter()
+            .flatten()
+        {
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            for line in text.lines() {
+                if let Some(word) = line.split_whitespace().next()
+                    && word.len() == 64
+                    && word.bytes().all(|b| b.is_ascii_hexdigit())
+                {
+                    referenced.insert(word.to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    let mut report = PurgeReport::default();
+    let now = std::time::SystemTime::now();
+    for entry in walkdir::WalkDir::new(cache.root().join("blobs/sha256"))
+        .into_iter()
+        .flatten()
+    {
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let meta = entry.metadata()?;
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .unwrap_or_default();
+        if referenced.contains(&name) || age < older_than {
+            report.kept += 1;
+            continue;
+        }
+        report.files += 1;
+        report.bytes += meta.len();
+        if !dry_run {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("removing {}", entry.path().display()))?;
+        }
+    }
+    Ok(report)
 }
 
 /// What one pipeline phase cost, for `--timings` and benchmarks.

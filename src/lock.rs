@@ -150,10 +150,12 @@ pub fn requests_digest(sources: &[LockedSource]) -> String {
 }
 
 /// The settings of a source as the lock records them: what they ask, not where packages
-/// may be fetched from (`snapshot_url` can be added later without changing the answer).
+/// may be fetched from or how long snapshots are kept (`snapshot_url` and `keep` can change
+/// without changing the answer).
 pub fn settings_table(settings: &crate::spec::Settings) -> toml::Table {
     let mut table = toml::Table::try_from(settings).expect("settings are plain data");
     table.remove("snapshot_url");
+    table.remove("keep");
     table
 }
 

@@ -324,6 +324,8 @@ pub fn plan_locked(
             dists,
             pool: pool.into_values().collect(),
             lock: planned,
+            keep: crate::plan::keep_of(members.iter().map(|&i| &specs[i])),
+            snapshots_url: None,
         });
     }
     if !problems.is_empty() {

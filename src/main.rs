@@ -53,6 +53,58 @@ struct Places {
     allow_releaseinfo_change: bool,
 }
 
+/// `mini-mirror build`'s flags.
+#[derive(clap::Args)]
+struct BuildArgs {
+    #[command(flatten)]
+    places: Places,
+    /// Where a generated signing key is kept when no --sign-key is given
+    /// [default: /var/lib/mini-mirror for root, ~/.local/state/mini-mirror otherwise].
+    #[arg(long, env = "MINI_MIRROR_STATE")]
+    state_dir: Option<PathBuf>,
+    /// The operator's OpenPGP secret key (armored or binary). Give it twice (old and
+    /// new key) during a key rotation: every Release is signed by each.
+    #[arg(long, env = "RELEASE_SIGN_KEY_PATH")]
+    sign_key: Vec<PathBuf>,
+    /// File holding the key's passphrase (else env RELEASE_SIGN_KEY_PASSPHRASE).
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
+    /// Requests to upstream at once, byte ranges of large files included. Archives
+    /// answer each request with some latency, so a mirror of many small packages is
+    /// latency-bound: 32 halves jammy's pool phase against 16 (uv's default is 50).
+    /// Lower it for a strict proxy or a small mirror.
+    #[arg(long, short, default_value_t = 32)]
+    jobs: usize,
+    /// Print the wall time of each phase before the summary.
+    #[arg(long)]
+    timings: bool,
+    /// Rebuild and re-sign even when upstream and sources are unchanged since the
+    /// live tree was published (by default such a prefix is left as it is).
+    #[arg(long)]
+    force: bool,
+    /// Publish even when more than half of a live tree's packages would go (by default
+    /// such a build is refused, naming how many).
+    #[arg(long)]
+    allow_shrink: bool,
+    /// Publish exactly what sources/<prefix>/mirror.lock names, resolving nothing:
+    /// packages from the cache, upstream or the source's snapshot_url, each checked
+    /// against the lock.
+    #[arg(long)]
+    locked: bool,
+    /// Print one JSON object on stdout at the end (logs stay on stderr).
+    #[arg(long)]
+    json: bool,
+    /// Snapshots kept per prefix, the new one included [default: the sources' `keep`,
+    /// else 5]; older ones go, with the pool files only they refer to.
+    #[arg(long)]
+    keep: Option<usize>,
+    /// The URL clients reach the output at (http://mirror:8080): published Releases then
+    /// say `Snapshots: <URL>/<prefix>/snapshots/@SNAPSHOTID@/`, so that
+    /// `apt update --snapshot ID` is served by the mirror (without it: `Snapshots: no`).
+    #[arg(long, env = "MINI_MIRROR_BASE_URL")]
+    base_url: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// The signing key.
@@ -61,46 +113,7 @@ enum Command {
         command: KeyCommand,
     },
     /// Build (or rebuild) the published trees from a sources/ tree.
-    Build {
-        #[command(flatten)]
-        places: Places,
-        /// Where a generated signing key is kept when no --sign-key is given
-        /// [default: /var/lib/mini-mirror for root, ~/.local/state/mini-mirror otherwise].
-        #[arg(long, env = "MINI_MIRROR_STATE")]
-        state_dir: Option<PathBuf>,
-        /// The operator's OpenPGP secret key (armored or binary). Give it twice (old and
-        /// new key) during a key rotation: every Release is signed by each.
-        #[arg(long, env = "RELEASE_SIGN_KEY_PATH")]
-        sign_key: Vec<PathBuf>,
-        /// File holding the key's passphrase (else env RELEASE_SIGN_KEY_PASSPHRASE).
-        #[arg(long)]
-        passphrase_file: Option<PathBuf>,
-        /// Requests to upstream at once, byte ranges of large files included. Archives
-        /// answer each request with some latency, so a mirror of many small packages is
-        /// latency-bound: 32 halves jammy's pool phase against 16 (uv's default is 50).
-        /// Lower it for a strict proxy or a small mirror.
-        #[arg(long, short, default_value_t = 32)]
-        jobs: usize,
-        /// Print the wall time of each phase before the summary.
-        #[arg(long)]
-        timings: bool,
-        /// Rebuild and re-sign even when upstream and sources are unchanged since the
-        /// live tree was published (by default such a prefix is left as it is).
-        #[arg(long)]
-        force: bool,
-        /// Publish even when more than half of a live tree's packages would go (by default
-        /// such a build is refused, naming how many).
-        #[arg(long)]
-        allow_shrink: bool,
-        /// Publish exactly what sources/<prefix>/mirror.lock names, resolving nothing:
-        /// packages from the cache, upstream or the source's snapshot_url, each checked
-        /// against the lock.
-        #[arg(long)]
-        locked: bool,
-        /// Print one JSON object on stdout at the end (logs stay on stderr).
-        #[arg(long)]
-        json: bool,
-    },
+    Build(BuildArgs),
     /// What changes between two locks (files, or published prefixes); with one, from it to
     /// what a build would publish now; with none, from each live publish to that.
     Diff {
@@ -122,6 +135,64 @@ enum Command {
         /// JSON on stdout.
         #[arg(long)]
         json: bool,
+    },
+    /// List each prefix's snapshots: ID, packages, bytes, bytes only it refers to, current.
+    Snapshots {
+        /// Where the published trees are.
+        #[arg(long, default_value = "public")]
+        output: PathBuf,
+        /// Only this prefix.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make an earlier snapshot current again, as a new snapshot (new Date, new
+    /// signatures, so clients take it); downloads nothing.
+    Rollback {
+        /// Where the published trees are.
+        #[arg(long, default_value = "public")]
+        output: PathBuf,
+        /// The prefix (needed when several are published).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// The snapshot to publish again [default: the one before the current].
+        #[arg(long)]
+        to: Option<String>,
+        /// Snapshots kept, the new one included.
+        #[arg(long, default_value_t = 5)]
+        keep: usize,
+        /// Download cache.
+        #[arg(long, env = "MINI_MIRROR_CACHE")]
+        cache: Option<PathBuf>,
+        /// As for build.
+        #[arg(long, env = "MINI_MIRROR_STATE")]
+        state_dir: Option<PathBuf>,
+        /// As for build.
+        #[arg(long, env = "RELEASE_SIGN_KEY_PATH")]
+        sign_key: Vec<PathBuf>,
+        /// As for build.
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Remove cache entries no kept snapshot, sources lock or cached Release refers to.
+    Purge {
+        /// Download cache.
+        #[arg(long, env = "MINI_MIRROR_CACHE")]
+        cache: Option<PathBuf>,
+        /// Where the published trees are (their snapshots are kept).
+        #[arg(long, default_value = "public")]
+        output: PathBuf,
+        /// The sources tree (its locks are kept).
+        #[arg(long, default_value = "sources")]
+        sources: PathBuf,
+        /// Only entries not modified for this many days.
+        #[arg(long, default_value_t = 0)]
+        older_than: u64,
+        /// Say what would go; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Why a package is in the mirror: every chain from a query to it. Reads the published
     /// lock and indices only.
@@ -156,6 +227,8 @@ impl Places {
             },
             allow_shrink: false,
             locked: false,
+            keep: None,
+            base_url: None,
         }
     }
 }
@@ -246,7 +319,178 @@ fn main() -> ExitCode {
 
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
-    let (
+    match cli.command {
+        Command::Key {
+            command:
+                KeyCommand::Check {
+                    sign_key,
+                    state_dir,
+                },
+        } => key_check(sign_key, state_dir),
+        Command::Diff { a, b, places, json } => diff_command(a, b, places, json, false),
+        Command::Check { places, json } => diff_command(None, None, places, json, true),
+        Command::Why {
+            package,
+            prefix,
+            arch,
+            output,
+        } => why_command(&output, &package, prefix.as_deref(), arch.as_deref()),
+        Command::Snapshots {
+            output,
+            prefix,
+            json,
+        } => snapshots_command(&output, prefix.as_deref(), json),
+        Command::Rollback {
+            output,
+            prefix,
+            to,
+            keep,
+            cache,
+            state_dir,
+            sign_key,
+            passphrase_file,
+        } => {
+            let Some(passphrase) = read_passphrase(passphrase_file, env_passphrase) else {
+                return ExitCode::FAILURE;
+            };
+            let opts = mini_mirror::RollbackOptions {
+                output,
+                prefix,
+                to,
+                keep,
+                cache: cache.unwrap_or_else(mini_mirror::cache::default_dir),
+                state_dir: state_dir.unwrap_or_else(mini_mirror::cache::default_state_dir),
+                sign_keys: sign_key,
+                passphrase,
+            };
+            match mini_mirror::rollback(&opts) {
+                Ok((prefix, from, id)) => {
+                    println!(
+                        "{prefix}: snapshot {from} is current again, published as snapshot {id}"
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Purge {
+            cache,
+            output,
+            sources,
+            older_than,
+            dry_run,
+        } => {
+            let cache = cache.unwrap_or_else(mini_mirror::cache::default_dir);
+            let age = std::time::Duration::from_secs(older_than * 86_400);
+            match mini_mirror::purge(&cache, &output, &sources, age, dry_run) {
+                Ok(r) => {
+                    println!(
+                        "{} {} cache files ({} bytes); kept {}",
+                        if dry_run { "would remove" } else { "removed" },
+                        r.files,
+                        r.bytes,
+                        r.kept
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Build(args) => build_command(args, env_passphrase),
+    }
+}
+
+/// The passphrase from `--passphrase-file`, else the environment; `None` (after saying
+/// why) when the file cannot be read.
+#[allow(clippy::option_option)]
+fn read_passphrase(
+    file: Option<PathBuf>,
+    env: Option<String>,
+) -> Option<Option<sequoia_openpgp::crypto::Password>> {
+    match file {
+        Some(path) => match std::fs::read_to_string(&path) {
+            Ok(p) => Some(Some(mini_mirror::openpgp::password(&p))),
+            Err(e) => {
+                eprintln!("error: reading passphrase file {}: {e}", path.display());
+                None
+            }
+        },
+        None => Some(env.as_deref().map(mini_mirror::openpgp::password)),
+    }
+}
+
+fn why_command(
+    output: &std::path::Path,
+    package: &str,
+    prefix: Option<&str>,
+    arch: Option<&str>,
+) -> ExitCode {
+    match mini_mirror::commands::why::why(output, package, prefix, arch) {
+        Ok(Some(text)) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            println!("{package} is not in the mirror ({})", output.display());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn snapshots_command(output: &std::path::Path, prefix: Option<&str>, json: bool) -> ExitCode {
+    let list = (|| -> anyhow::Result<Vec<mini_mirror::snapshot::SnapshotInfo>> {
+        let prefixes = match prefix {
+            Some(p) => vec![p.to_owned()],
+            None => mini_mirror::snapshot::prefixes(output)?,
+        };
+        let mut all = Vec::new();
+        for p in prefixes {
+            all.extend(mini_mirror::snapshot::list(output, &p)?);
+        }
+        Ok(all)
+    })();
+    match list {
+        Ok(list) if json => {
+            println!("{}", serde_json::to_string(&list).expect("serializes"));
+            ExitCode::SUCCESS
+        }
+        Ok(list) => {
+            println!(
+                "{:<12} {:<17} {:>8} {:>14} {:>14}",
+                "PREFIX", "ID", "PACKAGES", "BYTES", "UNIQUE BYTES"
+            );
+            for s in &list {
+                println!(
+                    "{:<12} {:<17} {:>8} {:>14} {:>14}{}",
+                    s.prefix,
+                    s.id,
+                    s.packages,
+                    s.bytes,
+                    s.unique_bytes,
+                    if s.current { "  (current)" } else { "" }
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn build_command(args: BuildArgs, env_passphrase: Option<String>) -> ExitCode {
+    let BuildArgs {
         places,
         state_dir,
         sign_key,
@@ -257,77 +501,11 @@ fn main() -> ExitCode {
         allow_shrink,
         locked,
         json,
-    ) = match cli.command {
-        Command::Key {
-            command:
-                KeyCommand::Check {
-                    sign_key,
-                    state_dir,
-                },
-        } => return key_check(sign_key, state_dir),
-        Command::Diff { a, b, places, json } => return diff_command(a, b, places, json, false),
-        Command::Check { places, json } => return diff_command(None, None, places, json, true),
-        Command::Why {
-            package,
-            prefix,
-            arch,
-            output,
-        } => {
-            return match mini_mirror::commands::why::why(
-                &output,
-                &package,
-                prefix.as_deref(),
-                arch.as_deref(),
-            ) {
-                Ok(Some(text)) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Ok(None) => {
-                    println!("{package} is not in the mirror ({})", output.display());
-                    ExitCode::FAILURE
-                }
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(2)
-                }
-            };
-        }
-        Command::Build {
-            places,
-            state_dir,
-            sign_key,
-            passphrase_file,
-            jobs,
-            timings,
-            force,
-            allow_shrink,
-            locked,
-            json,
-        } => (
-            places,
-            state_dir,
-            sign_key,
-            passphrase_file,
-            jobs,
-            timings,
-            force,
-            allow_shrink,
-            locked,
-            json,
-        ),
-    };
-    let passphrase = match passphrase_file {
-        Some(path) => match std::fs::read_to_string(&path) {
-            Ok(p) => Some(mini_mirror::openpgp::password(&p)),
-            Err(e) => {
-                eprintln!("error: reading passphrase file {}: {e}", path.display());
-                return ExitCode::FAILURE;
-            }
-        },
-        None => env_passphrase
-            .as_deref()
-            .map(mini_mirror::openpgp::password),
+        keep,
+        base_url,
+    } = args;
+    let Some(passphrase) = read_passphrase(passphrase_file, env_passphrase) else {
+        return ExitCode::FAILURE;
     };
     let opts = mini_mirror::BuildOptions {
         state_dir: state_dir.unwrap_or_else(mini_mirror::cache::default_state_dir),
@@ -337,6 +515,8 @@ fn main() -> ExitCode {
         force,
         allow_shrink,
         locked,
+        keep,
+        base_url,
         ..places.options()
     };
     match mini_mirror::build(&opts) {

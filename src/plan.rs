@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Release fields copied from upstream into our Release, in this order.
-const KEPT_FIELDS: [&str; 8] = [
+pub const KEPT_FIELDS: [&str; 8] = [
     "Origin",
     "Label",
     "Suite",
@@ -45,6 +45,7 @@ pub fn changed_prefixes(
     key: &crate::openpgp::SigningKey,
     output: &std::path::Path,
     force: bool,
+    published_as: &str,
 ) -> (BTreeMap<String, String>, usize) {
     let mut changed = BTreeMap::new();
     let mut unchanged_packages = 0;
@@ -53,6 +54,7 @@ pub fn changed_prefixes(
             &members.iter().map(|&i| &specs[i]).collect::<Vec<_>>(),
             &members.iter().map(|&i| &releases[i]).collect::<Vec<_>>(),
             key,
+            published_as,
         );
         let expiring = crate::publish::expiring_dists(output, prefix);
         for (dist, until) in &expiring {
@@ -305,7 +307,17 @@ fn plan_prefix<'a>(
         dists,
         pool: pool.into_values().collect(),
         lock,
+        keep: keep_of(members.iter().map(|&i| &specs[i])),
+        snapshots_url: None,
     })
+}
+
+/// Snapshots a prefix keeps: the largest `keep` among its sources, else the default.
+pub fn keep_of<'a>(specs: impl Iterator<Item = &'a SourceSpec>) -> usize {
+    specs
+        .filter_map(|s| s.settings.keep)
+        .max()
+        .unwrap_or(crate::snapshot::DEFAULT_KEEP)
 }
 
 /// The published order of a Packages file: by pool path (source package, then file name),
@@ -497,10 +509,12 @@ pub fn fingerprint(
     specs: &[&SourceSpec],
     releases: &[&crate::upstream::VerifiedRelease],
     key: &crate::openpgp::SigningKey,
+    published_as: &str,
 ) -> String {
     use crate::sha256::Sha256;
     let mut h = Sha256::new();
     h.update(concat!("mini-mirror ", env!("CARGO_PKG_VERSION"), "\n").as_bytes());
+    h.update(published_as.as_bytes());
     for fpr in key.fingerprints() {
         h.update(fpr.to_hex().as_bytes());
     }

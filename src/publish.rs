@@ -67,6 +67,11 @@ pub struct PrefixPlan {
     /// What it publishes, as `mirror.lock` records it (its `indices` are filled in by
     /// [`stage`]).
     pub lock: crate::lock::Lock,
+    /// Snapshots kept, this one included (older ones go, with the pool files only they
+    /// refer to).
+    pub keep: usize,
+    /// The `Snapshots:` field of its Releases (`<base>/snapshots/@SNAPSHOTID@/`), if any.
+    pub snapshots_url: Option<String>,
 }
 
 /// A prefix tree fully written in staging, waiting for [`switch`].
@@ -75,10 +80,14 @@ pub struct Staged {
     dir: tempfile::TempDir,
     /// The lock written into it (`mirror.lock`), indices included.
     pub lock: crate::lock::Lock,
+    /// The ID of the snapshot it publishes.
+    pub id: String,
 }
 
-/// Lay out `plan` in a staging directory inside `output`.
+/// Lay out `plan` in a staging directory inside `output`: the new snapshot, the kept
+/// snapshots and the pool they share (hard links), the served `dists/` (the new snapshot's).
 pub fn stage(output: &Path, plan: &PrefixPlan, cache: &Cache, key: &SigningKey) -> Result<Staged> {
+    use crate::snapshot;
     let live = output.join(&plan.prefix);
     let dir = tempfile::Builder::new()
         .prefix(&format!(".staging-{}-", plan.prefix))
@@ -86,10 +95,35 @@ pub fn stage(output: &Path, plan: &PrefixPlan, cache: &Cache, key: &SigningKey) 
         .with_context(|| format!("creating a staging directory in {}", output.display()))?;
     let root = dir.path();
     std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755))?;
-    link_pool(root, &plan.pool, cache)?;
+    let existing = snapshot::ids(&live);
+    let id = snapshot::new_id(&existing);
+    let kept = snapshot::kept(&existing, plan.keep);
+    let snap = root.join(snapshot::DIR).join(&id);
+    std::fs::create_dir_all(&snap).with_context(|| format!("creating {}", snap.display()))?;
+    link_pool(root, &plan.pool, cache, &live)?;
+    // The kept snapshots share the pool; whatever the previous current snapshot named stays
+    // too, for one more publish (a client mid-update holds its indices).
+    let previous = crate::lock::Lock::read(&live.join(crate::lock::LOCK_NAME)).ok();
+    for path in snapshot::referenced_pool(&live, &kept, previous.as_ref())? {
+        let (from, to) = (live.join(&path), safe_join(root, &path)?);
+        if !to.exists() && from.is_file() {
+            std::fs::create_dir_all(to.parent().expect("pool paths have parents"))?;
+            std::fs::hard_link(&from, &to)
+                .or_else(|_| std::fs::copy(&from, &to).map(|_| ()))
+                .with_context(|| format!("linking {}", to.display()))?;
+        }
+    }
+    for old in &kept {
+        snapshot::link_tree(
+            &live.join(snapshot::DIR).join(old),
+            &root.join(snapshot::DIR).join(old),
+        )?;
+    }
+    std::os::unix::fs::symlink("../../pool", snap.join("pool"))
+        .with_context(|| format!("linking {}/pool", snap.display()))?;
     let mut lock = plan.lock.clone();
     for dist in &plan.dists {
-        let written = write_dist(root, &live, dist, key)
+        let written = write_dist(&snap, &live, dist, key, plan.snapshots_url.as_deref())
             .with_context(|| format!("publishing {}/dists/{}", plan.prefix, dist.dist))?;
         lock.indices.extend(
             written
@@ -103,14 +137,19 @@ pub fn stage(output: &Path, plan: &PrefixPlan, cache: &Cache, key: &SigningKey) 
         );
     }
     lock.normalize();
-    write_file(
-        &root.join(crate::lock::LOCK_NAME),
-        lock.to_toml().as_bytes(),
-    )?;
-    write_file(
-        &root.join(crate::sbom::FILE_NAME),
-        crate::sbom::cyclonedx(&lock, plan).as_bytes(),
-    )?;
+    let sbom = crate::sbom::cyclonedx(&lock, plan);
+    for dir in [root, snap.as_path()] {
+        write_file(&dir.join(crate::lock::LOCK_NAME), lock.to_toml().as_bytes())?;
+        write_file(&dir.join(crate::sbom::FILE_NAME), sbom.as_bytes())?;
+    }
+    // The served dists/ is the new snapshot's, plus the previous generation of by-hash files.
+    snapshot::link_tree(&snap.join("dists"), &root.join("dists"))?;
+    for dist in &plan.dists {
+        keep_previous_by_hash(
+            &live.join("dists").join(&dist.dist),
+            &safe_join(root, &format!("dists/{}", dist.dist))?,
+        )?;
+    }
     write_file(
         &root.join(FINGERPRINT_NAME),
         format!("{} {}\n", plan.fingerprint, plan.pool.len()).as_bytes(),
@@ -120,14 +159,20 @@ pub fn stage(output: &Path, plan: &PrefixPlan, cache: &Cache, key: &SigningKey) 
         &root.join(KEYRING_NAME.replace(".gpg", ".asc")),
         &key.public_armored()?,
     )?;
+    tracing::info!(
+        "{}: snapshot {id} (keeping {} earlier)",
+        plan.prefix,
+        kept.len()
+    );
     Ok(Staged {
         prefix: plan.prefix.clone(),
         dir,
         lock,
+        id,
     })
 }
 
-fn link_pool(root: &Path, pool: &[PoolFile], cache: &Cache) -> Result<()> {
+fn link_pool(root: &Path, pool: &[PoolFile], cache: &Cache, live: &Path) -> Result<()> {
     let mut made_dirs = BTreeSet::new();
     for file in pool {
         let dest = safe_join(root, &file.pool_path)?;
@@ -139,7 +184,11 @@ fn link_pool(root: &Path, pool: &[PoolFile], cache: &Cache) -> Result<()> {
             std::fs::create_dir_all(&parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
-        let blob = cache.blob_path(&file.sha256)?;
+        // From the cache; a rollback's files may be only in the live pool (verified first).
+        let mut blob = cache.blob_path(&file.sha256)?;
+        if !cache.has_blob(&file.sha256, file.size) {
+            blob = safe_join(live, &file.pool_path)?;
+        }
         if std::fs::hard_link(&blob, &dest).is_err() {
             // Another filesystem: copy instead.
             std::fs::copy(&blob, &dest)
@@ -165,7 +214,13 @@ struct Written {
     sha256: String,
 }
 
-fn write_dist(root: &Path, live: &Path, dist: &DistPlan, key: &SigningKey) -> Result<Vec<Written>> {
+fn write_dist(
+    root: &Path,
+    live: &Path,
+    dist: &DistPlan,
+    key: &SigningKey,
+    snapshots_url: Option<&str>,
+) -> Result<Vec<Written>> {
     let dist_dir = safe_join(root, &format!("dists/{}", dist.dist))?;
     let mut written = Vec::new();
     for component in &dist.components {
@@ -206,9 +261,8 @@ fn write_dist(root: &Path, live: &Path, dist: &DistPlan, key: &SigningKey) -> Re
         }
     }
     let live_dist = live.join("dists").join(&dist.dist);
-    keep_previous_by_hash(&live_dist, &dist_dir)?;
     let date = publish_date(&live_dist.join("Release"), dist.date_margin)?;
-    let release = release_text(dist, &written, date);
+    let release = release_text(dist, &written, date, snapshots_url);
     write_file(&dist_dir.join("Release"), release.as_bytes())?;
     write_file(
         &dist_dir.join("InRelease"),
@@ -318,10 +372,18 @@ fn publish_date(previous_release: &Path, margin: chrono::Duration) -> Result<Dat
     })
 }
 
-fn release_text(dist: &DistPlan, written: &[Written], date: DateTime<Utc>) -> String {
+fn release_text(
+    dist: &DistPlan,
+    written: &[Written],
+    date: DateTime<Utc>,
+    snapshots_url: Option<&str>,
+) -> String {
     let mut out = String::new();
     for (name, value) in &dist.header {
         out.push_str(&format!("{name}: {value}\n"));
+    }
+    if let Some(url) = snapshots_url {
+        out.push_str(&format!("Snapshots: {url}\n"));
     }
     out.push_str(&format!("Date: {}\n", format_date(date)));
     if let Some(valid_for) = dist.valid_for {

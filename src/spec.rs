@@ -150,6 +150,9 @@ pub struct Settings {
     /// snapshot.ubuntu.com layout: `<snapshot_url>/<YYYYMMDDTHHMMSSZ>/dists/...`), for
     /// `build --locked` once upstream has dropped what the lock names.
     pub snapshot_url: Option<String>,
+    /// Snapshots of the prefix kept by each publish, the new one included (the largest
+    /// among a prefix's sources wins); `None`: the default, 5.
+    pub keep: Option<usize>,
 }
 
 impl Default for Settings {
@@ -168,6 +171,7 @@ impl Default for Settings {
             date_margin_minutes: 5,
             legacy_signatures: false,
             snapshot_url: None,
+            keep: None,
         }
     }
 }
@@ -189,6 +193,7 @@ struct SettingsFile {
     date_margin_minutes: Option<u32>,
     legacy_signatures: Option<bool>,
     snapshot_url: Option<String>,
+    keep: Option<usize>,
 }
 
 impl SettingsFile {
@@ -260,6 +265,12 @@ impl SettingsFile {
         }
         if self.label.is_some() {
             s.label = self.label;
+        }
+        if let Some(keep) = self.keep {
+            if !(1..=1000).contains(&keep) {
+                bail!("{}: `keep` must be 1..1000, found {keep}", path.display());
+            }
+            s.keep = Some(keep);
         }
         if let Some(url) = self.snapshot_url {
             let url = url.trim_end_matches('/');

@@ -28,6 +28,7 @@ else
     suite live "$HERE/live.sh"
     # After live: it reuses the trixie and bookworm client roots live has cached.
     suite "key policy (lint vs trixie sqv)" "$HERE/key-policy.sh"
+    suite "apt --snapshot (trixie) against the mirror alone" "$HERE/snapshot.sh"
 fi
 echo
 echo "######## e2e summary ########"
