@@ -98,6 +98,9 @@ COPY ${MIRROR_SOURCE_DIR} /mirror/sources
 ARG MIRROR_BUILD_ID=
 # Extra flags for `mini-mirror build`, e.g. "--jobs 4 -v" (not for secrets).
 ARG MINI_MIRROR_BUILD_FLAGS=
+# The previous build's published tree (empty unless build.sh got PREVIOUS_TREE): its snapshots
+# are kept, up to --keep (KEEP_SNAPSHOTS).
+COPY previous /out
 RUN --mount=type=secret,id=signkey \
     --mount=type=secret,id=signkey_passphrase \
     --mount=type=cache,id=mini-mirror-download-cache,target=/var/cache/mini-mirror,sharing=locked \

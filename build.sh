@@ -39,6 +39,14 @@
 #   PUSH=1               push the image after the build
 #   BUILD_NETWORK        network mode of the build's RUN steps (e.g. host); default: the tool's
 #   MINI_MIRROR_BUILD_FLAGS  extra `mini-mirror build` flags, e.g. "--jobs 4 -v"
+#
+# Snapshots (apt --snapshot in the cluster):
+#   KEEP_SNAPSHOTS       snapshots per prefix the image carries, the new one included (default 1:
+#                        just the current one); more need PREVIOUS_TREE
+#   PREVIOUS_TREE        the published tree of the previous build (an output directory, e.g.
+#                        copied out of the previous image's /srv): its snapshots are kept
+#   BASE_URL             the URL clients reach the image at (http://apt-mirror.svc:8080): the
+#                        Releases then say `Snapshots: BASE_URL/<prefix>/snapshots/@SNAPSHOTID@/`
 #   BUILD_FLAGS          extra flags for the build command, word-split (e.g. "--no-cache")
 #
 # The last line on stdout is the image name; progress and the tool's output go to stderr.
@@ -81,6 +89,13 @@ MINI_MIRROR_BINARY=${MINI_MIRROR_BINARY:-}
 PUSH=${PUSH:-0}
 BUILD_NETWORK=${BUILD_NETWORK:-}
 MINI_MIRROR_BUILD_FLAGS=${MINI_MIRROR_BUILD_FLAGS:-}
+KEEP_SNAPSHOTS=${KEEP_SNAPSHOTS:-1}
+case "$KEEP_SNAPSHOTS" in ''|*[!0-9]*|0) die "KEEP_SNAPSHOTS must be a number of at least 1, not '$KEEP_SNAPSHOTS'" ;; esac
+PREVIOUS_TREE=${PREVIOUS_TREE:-}
+[ -z "$PREVIOUS_TREE" ] || [ -d "$PREVIOUS_TREE" ] || die "PREVIOUS_TREE: no such directory: $PREVIOUS_TREE"
+BASE_URL=${BASE_URL:-}
+case "$BASE_URL" in ''|http://*|https://*) ;; *) die "BASE_URL must be an http:// or https:// URL, not '$BASE_URL'" ;; esac
+MINI_MIRROR_BUILD_FLAGS="--keep $KEEP_SNAPSHOTS${BASE_URL:+ --base-url $BASE_URL} $MINI_MIRROR_BUILD_FLAGS"
 BUILD_FLAGS=${BUILD_FLAGS:-}
 
 [ -z "$REGISTRY_URI" ] || [ "${REGISTRY_URI%/}" != "$REGISTRY_URI" ] || REGISTRY_URI=$REGISTRY_URI/
@@ -168,6 +183,13 @@ else
 fi
 # Symlinks are followed: the context must be self-contained.
 cp -R -L "$SOURCES" "$CTX/sources"
+# The previous tree as it is (hard links and the snapshots' pool links kept): the build starts
+# from it and keeps its snapshots.
+mkdir -p "$CTX/previous"
+if [ -n "$PREVIOUS_TREE" ]; then
+    cp -a "$PREVIOUS_TREE/." "$CTX/previous/"
+    rm -rf "$CTX/previous"/.staging-* "$CTX/previous/.mini-mirror.lock"
+fi
 chmod -R a+rX "$CTX"
 
 # Key files outside the sources tree (an absolute path such as

@@ -653,6 +653,29 @@ buildah_build() {
     else fail "wrong passphrase: exit $BUILD_RC: $(grep -i 'error' "$WORK/logs/build-wrongpass.err" | head -n 3 | tr '\n' ' ')"; fi
 }
 
+# KEEP_SNAPSHOTS + PREVIOUS_TREE: an update image carries the previous image's snapshot beside
+# its own (so `apt --snapshot` works in the cluster), and BASE_URL names where they are served.
+snapshot_build() {
+    local prev=$WORK/previous-tree cid
+    cid=$(podman create "$IMAGE_TAG" true) && podman cp "$cid:/srv" "$prev" && podman rm "$cid" >/dev/null \
+        || { fail "could not copy /srv out of $IMAGE_TAG"; return 1; }
+    run_build build-keep2 CONTAINER_TOOL=podman EXTRA_TAG_INFO=-keep2 MINI_MIRROR_BINARY="$BIN" \
+        RELEASE_SIGN_KEY_PATH="$KEYDIR/release.key" RELEASE_SIGN_KEY_PASSPHRASE="$PASSPHRASE" \
+        KEEP_SNAPSHOTS=2 PREVIOUS_TREE="$prev" BASE_URL=http://apt-mirror.test:8080 MINI_MIRROR_BUILD_FLAGS=--force
+    if [ "$BUILD_RC" -ne 0 ]; then
+        tail -n 20 "$WORK/logs/build-keep2.err" >&2
+        fail "build.sh with KEEP_SNAPSHOTS=2 PREVIOUS_TREE: exit $BUILD_RC"; return 1
+    fi
+    local listing field
+    listing=$(podman run --rm --entrypoint sh "$BUILD_OUT" -c 'ls /srv/fixture/snapshots' | paste -sd' ' -)
+    field=$(podman run --rm --entrypoint sh "$BUILD_OUT" -c 'grep "^Snapshots:" /srv/fixture/dists/greet-stable/Release')
+    local old; old=$(ls "$prev/fixture/snapshots" | paste -sd' ' -)
+    if [ "$(wc -w <<<"$listing")" = 2 ] && grep -qw "$old" <<<"$listing" \
+       && [ "$field" = "Snapshots: http://apt-mirror.test:8080/fixture/snapshots/@SNAPSHOTID@/" ]; then
+        pass "KEEP_SNAPSHOTS=2 with PREVIOUS_TREE: the image carries snapshots $listing (the previous image's $old kept), $field"
+    else fail "KEEP_SNAPSHOTS=2: snapshots '$listing' (previous '$old'), field '$field'"; fi
+}
+
 # --compile: the Dockerfile's default path (cargo build in BUILDER_IMAGE), with a builder image
 # made locally from Debian + this machine's rustup toolchain (rust:1-bookworm cannot be pulled).
 RUST_BUILDER=localhost/mm-e2e-rust:bookworm
@@ -720,6 +743,7 @@ main() {
     phase "apt from the container (offline.sh)" apt_checks
     phase "registry read-back" registry_checks
     phase "build.sh: buildah, wrong passphrase" buildah_build
+    phase "build.sh: KEEP_SNAPSHOTS, PREVIOUS_TREE, BASE_URL" snapshot_build
     if [ "$COMPILE" = 1 ]; then phase "build.sh: compile stage" compile_build; fi
     print_phases
     echo "$PASSED passed, $FAILED failed"
