@@ -99,13 +99,15 @@ ARG MIRROR_BUILD_ID=
 # Extra flags for `mini-mirror build`, e.g. "--jobs 4 -v" (not for secrets).
 ARG MINI_MIRROR_BUILD_FLAGS=
 # The previous build's published tree (empty unless build.sh got PREVIOUS_TREE): its snapshots
-# are kept, up to --keep (KEEP_SNAPSHOTS).
-COPY previous /out
+# are kept, up to --keep (KEEP_SNAPSHOTS). Copied into /out by the RUN below, in its own layer:
+# overlayfs cannot atomically exchange a directory of a lower layer.
+COPY previous /mirror/previous
 RUN --mount=type=secret,id=signkey \
     --mount=type=secret,id=signkey_passphrase \
     --mount=type=cache,id=mini-mirror-download-cache,target=/var/cache/mini-mirror,sharing=locked \
     set -eu; \
     echo "mini-mirror build ${MIRROR_BUILD_ID}"; \
+    mkdir -p /out && cp -a /mirror/previous/. /out/; \
     set --; \
     if [ -s /run/secrets/signkey ]; then \
         set -- --sign-key /run/secrets/signkey; \

@@ -531,8 +531,18 @@ fn exchange(a: &Path, b: &Path) -> Result<()> {
     };
     if rc != 0 {
         let err = std::io::Error::last_os_error();
+        let hint = if err.raw_os_error() == Some(libc::EXDEV) {
+            " (overlayfs cannot exchange a directory of a lower image layer: copy the output \
+             tree within this layer first, e.g. `cp -a`)"
+        } else {
+            ""
+        };
         return Err(anyhow!(err)).with_context(|| {
-            format!("atomically exchanging {} with {}", a.display(), b.display())
+            format!(
+                "atomically exchanging {} with {}{hint}",
+                a.display(),
+                b.display()
+            )
         });
     }
     Ok(())
