@@ -26,10 +26,42 @@ setup() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
-  if ! command -v cargo >/dev/null; then
-    echo "run.sh: cargo not found; install Rust (https://rustup.rs) and run again" >&2
+  ensure_rust
+}
+
+# Rust: Cargo.toml's rust-version or newer. When cargo is missing or older, rustup installs the
+# stable toolchain (minimal profile) into ~/.cargo, the way Rust users expect; when that is
+# impossible, say exactly what to install.
+RUSTUP_INIT_URL=${RUSTUP_INIT_URL:-https://sh.rustup.rs}
+version_ge() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" = "$2" ]; }  # $1 >= $2
+cargo_ok() {
+  local v
+  v=$(cargo --version 2>/dev/null | awk '{print $2}') || return 1
+  [ -n "$v" ] && version_ge "${v%%-*}" "$1"
+}
+ensure_rust() {
+  local need have tmp
+  need=$(sed -n 's/^rust-version = "\([0-9.]*\)".*/\1/p' Cargo.toml | head -n 1)
+  # A rustup toolchain already in ~/.cargo comes first.
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then PATH=$HOME/.cargo/bin:$PATH; fi
+  cargo_ok "$need" && return 0
+  have=$(cargo --version 2>/dev/null || echo "no cargo")
+  echo "run.sh: Rust $need or newer is needed (found: $have); installing the stable toolchain with rustup (minimal profile) into ~/.cargo" >&2
+  if command -v rustup >/dev/null; then
+    rustup toolchain install stable --profile minimal >&2 && rustup default stable >&2 || true
+  else
+    tmp=$(mktemp)
+    if curl --proto '=https' --tlsv1.2 -sSf -m 120 "$RUSTUP_INIT_URL" -o "$tmp"; then
+      sh "$tmp" -y --profile minimal --default-toolchain stable --no-modify-path >&2 || true
+    fi
+    rm -f "$tmp"
+  fi
+  PATH=$HOME/.cargo/bin:$PATH
+  if ! cargo_ok "$need"; then
+    echo "run.sh: could not install Rust (rustup from $RUSTUP_INIT_URL failed). Install Rust $need or newer and run again, e.g.: curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal (Debian 12's packaged rustc is too old)" >&2
     exit 1
   fi
+  echo "run.sh: using $(cargo --version)" >&2
 }
 
 cmd="${1:-}"

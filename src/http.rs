@@ -236,7 +236,7 @@ impl Http {
         self.get_span(url, 0..size, size, &mut |chunk: &[u8]| {
             hasher.update(chunk);
             on_chunk(chunk);
-            file.write_all(chunk)
+            file.write_all(chunk).map_err(|e| write_error(e, dest))
         })
         .await?;
         // No fsync per file: cache hits are re-hashed before use, and publishing syncs
@@ -272,7 +272,8 @@ impl Http {
             let mut at = start;
             async move {
                 self.get_span(url, start..end, size, &mut |chunk: &[u8]| {
-                    file.write_all_at(chunk, at)?;
+                    file.write_all_at(chunk, at)
+                        .map_err(|e| write_error(e, dest))?;
                     at += chunk.len() as u64;
                     on_bytes(chunk.len() as u64);
                     Ok(())
@@ -393,7 +394,7 @@ impl Http {
                     }
                     bail!("{url}: the server sent more than the byte range asked for");
                 }
-                sink(chunk).with_context(|| format!("{url}: writing the download"))?;
+                sink(chunk).with_context(|| format!("{url}: saving the download"))?;
                 have += chunk.len() as u64;
             }
             if have > have_before && resumes < MAX_RESUMES {
@@ -486,4 +487,15 @@ pub fn is_not_found(e: &anyhow::Error) -> bool {
     e.downcast_ref::<HttpError>()
         .and_then(|h| h.status)
         .is_some_and(|s| s == reqwest::StatusCode::NOT_FOUND || s == reqwest::StatusCode::GONE)
+}
+
+/// An I/O error while writing `path`, saying which file and, for a full disk, saying so
+/// plainly (a full disk must not read as a corrupt download).
+pub fn write_error(e: std::io::Error, path: &Path) -> std::io::Error {
+    let what = if e.kind() == std::io::ErrorKind::StorageFull {
+        "no space left on device".to_owned()
+    } else {
+        e.to_string()
+    };
+    std::io::Error::new(e.kind(), format!("{what} while writing {}", path.display()))
 }

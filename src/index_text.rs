@@ -166,6 +166,7 @@ fn decode_at_most(
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     let mut sink = TextSink {
         out: BufWriter::with_capacity(1 << 20, file),
+        dir: dir.to_path_buf(),
         written: 0,
         max,
         partial_char: Vec::new(),
@@ -173,12 +174,13 @@ fn decode_at_most(
         last_byte: b'\n',
     };
     match compression {
-        Compression::Xz => {
-            copy(liblzma::read::XzDecoder::new(&mut input), &mut sink).context("corrupt xz data")?
-        }
-        Compression::Gzip => copy(flate2::read::MultiGzDecoder::new(&mut input), &mut sink)
-            .context("corrupt gzip data")?,
-        Compression::None => copy(&mut input, &mut sink)?,
+        Compression::Xz => copy(liblzma::read::XzDecoder::new(&mut input), &mut sink, "xz")?,
+        Compression::Gzip => copy(
+            flate2::read::MultiGzDecoder::new(&mut input),
+            &mut sink,
+            "gzip",
+        )?,
+        Compression::None => copy(&mut input, &mut sink, "index")?,
     }
     // Whatever follows the compressed stream is part of the file that was hashed.
     std::io::copy(&mut input, &mut std::io::sink())?;
@@ -186,10 +188,13 @@ fn decode_at_most(
         bail!("index is not UTF-8 (it ends inside a character)");
     }
     let entries_hint = sink.entries + sink.entries / 64 + 16;
-    let file = sink
-        .out
-        .into_inner()
-        .map_err(|e| anyhow!("writing the decompressed index: {}", e.error()))?;
+    let file = sink.out.into_inner().map_err(|e| {
+        anyhow!(
+            "writing the decompressed index (a temporary file in {}): {}",
+            dir.display(),
+            e.error()
+        )
+    })?;
     // Safety: the file is unnamed and private to this process; nothing writes or
     // truncates it after this point.
     let map = unsafe { Mmap::map(&file) }.context("mapping the decompressed index")?;
@@ -207,10 +212,14 @@ fn decode_at_most(
     ))
 }
 
-fn copy(mut from: impl Read, to: &mut TextSink) -> Result<()> {
+/// Decode `from` into `to`: a failed read is corrupt data, a failed write is the disk's
+/// (named as such: "no space left" must not read as corruption).
+fn copy(mut from: impl Read, to: &mut TextSink, what: &str) -> Result<()> {
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = from.read(&mut buf)?;
+        let n = from
+            .read(&mut buf)
+            .with_context(|| format!("corrupt {what} data"))?;
         if n == 0 {
             return Ok(());
         }
@@ -238,6 +247,8 @@ impl<R: Read> Read for HashingReader<R> {
 /// the size cap, and counting entries as it goes.
 struct TextSink {
     out: BufWriter<std::fs::File>,
+    /// Where its file is, for messages.
+    dir: std::path::PathBuf,
     written: u64,
     max: u64,
     /// The first bytes of a character cut by the chunk boundary.
@@ -267,7 +278,12 @@ impl TextSink {
         };
         self.entries += text.matches("\nPackage:").count();
         self.last_byte = chunk.last().copied().unwrap_or(self.last_byte);
-        self.out.write_all(chunk)?;
+        self.out.write_all(chunk).with_context(|| {
+            format!(
+                "writing the decompressed index (a temporary file in {})",
+                self.dir.display()
+            )
+        })?;
         self.written += chunk.len() as u64;
         Ok(())
     }

@@ -23,6 +23,7 @@ pub mod publish;
 pub mod relation;
 pub mod resolve;
 pub mod sbom;
+pub mod serve;
 pub mod sha256;
 pub mod snapshot;
 pub mod spec;

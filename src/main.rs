@@ -194,6 +194,23 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Serve the published trees over HTTP, with the image's cache and access rules (for a
+    /// first look, small sites and tests; the image is the production server).
+    Serve {
+        /// Where the published trees are.
+        #[arg(long, default_value = "public")]
+        output: PathBuf,
+        /// Address to listen on (127.0.0.1:0 picks a free port, printed on stderr).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
     /// Why a package is in the mirror: every chain from a query to it. Reads the published
     /// lock and indices only.
     Why {
@@ -402,6 +419,33 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Serve { output, listen } => match mini_mirror::serve::serve(output, listen) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "mini-mirror",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Build(args) => build_command(args, env_passphrase),
     }
 }
@@ -552,6 +596,18 @@ fn build_command(args: BuildArgs, env_passphrase: Option<String>) -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e:#}");
+            let disk_full = e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+            });
+            if disk_full {
+                eprintln!(
+                    "hint: a filesystem is full (the cache {} or the output {}): free space \
+                     or point --cache/--output elsewhere, and build again; nothing was published",
+                    opts.cache.display(),
+                    opts.output.display()
+                );
+            }
             ExitCode::FAILURE
         }
     }

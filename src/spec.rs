@@ -200,8 +200,13 @@ impl SettingsFile {
     fn read(path: &Path) -> Result<Option<SettingsFile>> {
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                let parsed: SettingsFile = toml::from_str(&text)
-                    .map_err(|e| anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+                let parsed: SettingsFile = toml::from_str(&text).map_err(|e| {
+                    let message = e.to_string();
+                    let hint = closest_field(&message)
+                        .map(|f| format!("\ndid you mean `{f}`?"))
+                        .unwrap_or_default();
+                    anyhow!("{}: {}{hint}", path.display(), message.trim_end())
+                })?;
                 Ok(Some(parsed))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -284,6 +289,22 @@ impl SettingsFile {
         }
         Ok(())
     }
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`": the known field closest to
+/// `x`, when it is close enough to be a typo.
+fn closest_field(message: &str) -> Option<String> {
+    let rest = message.split("unknown field `").nth(1)?;
+    let (unknown, rest) = rest.split_once('`')?;
+    let expected = rest.split_once("expected")?.1;
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|known| (strsim::damerau_levenshtein(unknown, known), known))
+        .filter(|(d, known)| *d <= 3.max(known.len() / 4))
+        .min()
+        .map(|(_, known)| known.to_owned())
 }
 
 /// One `sources/<prefix>/<name>/` folder, fully read and checked.

@@ -247,7 +247,13 @@ async fn fetch_release(
             let release = http
                 .get(&format!("{dist_url}/Release"), MAX_SMALL_FILE)
                 .await?
-                .ok_or_else(|| anyhow!("neither InRelease nor Release exists"))?;
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{inrelease_url} and {dist_url}/Release both answered 404 Not Found: \
+                         upstream has no dist {:?} there (check the dist and URL in source.txt)",
+                        spec.dist
+                    )
+                })?;
             let signature = http
                 .get(&format!("{dist_url}/Release.gpg"), MAX_SMALL_FILE)
                 .await?
