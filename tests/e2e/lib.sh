@@ -275,3 +275,20 @@ in_client() {
         env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
         LC_ALL=C DEBIAN_FRONTEND=noninteractive "$@"
 }
+
+# local_upstream W KEY_EMAIL VERSION: W/repo becomes a one-package archive (probe VERSION,
+# dist stable, Origin e2e) clearsigned by the GnuPG key KEY_EMAIL (in $GNUPGHOME).
+local_upstream() {
+    local w=$1 key=$2 v=$3
+    rm -rf "$w/repo" "$w/pkg"
+    mkdir -p "$w/repo/pool" "$w/repo/dists/stable/main/binary-amd64" "$w/pkg/DEBIAN"
+    printf 'Package: probe\nVersion: %s\nArchitecture: all\nMaintainer: t <t@example.invalid>\nDescription: probe\n' "$v" >"$w/pkg/DEBIAN/control"
+    dpkg-deb --build "$w/pkg" "$w/repo/pool/probe_${v}_all.deb" >/dev/null
+    (cd "$w/repo" && apt-ftparchive packages pool >dists/stable/main/binary-amd64/Packages)
+    (cd "$w/repo/dists/stable" && apt-ftparchive -o APT::FTPArchive::Release::Origin=e2e \
+        -o APT::FTPArchive::Release::Suite=stable -o APT::FTPArchive::Release::Codename=stable \
+        -o APT::FTPArchive::Release::Architectures=amd64 -o APT::FTPArchive::Release::Components=main \
+        release . >Release)
+    gpg --batch --yes --local-user "$key" --digest-algo SHA256 --clearsign \
+        -o "$w/repo/dists/stable/InRelease" "$w/repo/dists/stable/Release"
+}

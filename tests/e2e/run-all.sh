@@ -29,6 +29,7 @@ else
     # After live: it reuses the trixie and bookworm client roots live has cached.
     suite "key policy (lint vs trixie sqv)" "$HERE/key-policy.sh"
     suite "apt --snapshot (trixie) against the mirror alone" "$HERE/snapshot.sh"
+    suite "mini-mirror serve, trixie and bookworm clients" "$HERE/serve.sh"
 fi
 echo
 echo "######## e2e summary ########"

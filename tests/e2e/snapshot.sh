@@ -30,24 +30,9 @@ mkdir -m 700 "$GNUPGHOME"
 gpg --batch --pinentry-mode loopback --passphrase '' --quick-gen-key "snapshot e2e <up@example.invalid>" ed25519 sign 1y 2>/dev/null
 gpg --batch --export up@example.invalid >"$W/upstream.gpg"
 
-# upstream_version V: the local upstream serves probe V only.
-upstream_version() {
-    rm -rf "$W/repo" "$W/pkg"
-    mkdir -p "$W/repo/pool" "$W/repo/dists/stable/main/binary-amd64" "$W/pkg/DEBIAN"
-    printf 'Package: probe\nVersion: %s\nArchitecture: all\nMaintainer: t <t@example.invalid>\nDescription: probe\n' "$1" >"$W/pkg/DEBIAN/control"
-    dpkg-deb --build "$W/pkg" "$W/repo/pool/probe_$1_all.deb" >/dev/null
-    (cd "$W/repo" && apt-ftparchive packages pool >dists/stable/main/binary-amd64/Packages)
-    (cd "$W/repo/dists/stable" && apt-ftparchive -o APT::FTPArchive::Release::Origin=e2e \
-        -o APT::FTPArchive::Release::Suite=stable -o APT::FTPArchive::Release::Codename=stable \
-        -o APT::FTPArchive::Release::Architectures=amd64 -o APT::FTPArchive::Release::Components=main \
-        release . >Release)
-    gpg --batch --yes --local-user up@example.invalid --digest-algo SHA256 --clearsign \
-        -o "$W/repo/dists/stable/InRelease" "$W/repo/dists/stable/Release"
-}
-
 UP_PORT=$(free_port)
 MIRROR_PORT=$(free_port)
-upstream_version 1.0
+local_upstream "$W" up@example.invalid 1.0
 start_nginx upstream "$W/repo" "127.0.0.1:$UP_PORT" "$W/nginx-up"
 mkdir -p "$W/sources/p/s"
 echo "http://127.0.0.1:$UP_PORT $W/upstream.gpg stable main" >"$W/sources/p/s/source.txt"
@@ -59,7 +44,7 @@ build() {
 build && ok "build 1 (probe 1.0)" || no "build 1: $(tail -n 3 "$W/build.log")"
 FIRST=$(ls "$W/out/p/snapshots" | head -n 1)
 sleep 1.1
-upstream_version 2.0   # the upstream now serves 2.0 only
+local_upstream "$W" up@example.invalid 2.0   # the upstream now serves 2.0 only
 build && ok "build 2 (probe 2.0)" || no "build 2: $(tail -n 3 "$W/build.log")"
 [ "$(ls "$W/out/p/snapshots" | wc -l)" = 2 ] && ok "two snapshots" || no "snapshots: $(ls "$W/out/p/snapshots")"
 grep -q "^Snapshots: http://127.0.0.1:$MIRROR_PORT/p/snapshots/@SNAPSHOTID@/$" "$W/out/p/dists/stable/Release" \
