@@ -1744,20 +1744,30 @@ fn disk_full_on_cache_or_output_fails_cleanly() {
     fx.repo
         .rebuild(&with_new_app(&fx.key, |p| p.payload_size(3 * 1024 * 1024)));
 
-    // The cache is full.
-    let r = assert_rejected_keeping_tree(&fx, &["No space left on device"]);
+    // The cache is full: said as such (not as corrupt data), with the file being written.
+    let r = assert_rejected_keeping_tree(
+        &fx,
+        &[
+            "no space left on device while writing",
+            "hint: a filesystem is full",
+        ],
+    );
     assert!(
-        r.stderr.contains("app_3.0_amd64.deb")
-            || r.stderr.contains(&*fx.ws.cache().to_string_lossy()),
-        "the error does not say where:\n{}",
+        r.stderr
+            .contains(&format!("while writing {}/", fx.ws.cache().display())),
+        "the error does not name the file in the cache:\n{}",
         r.stderr
     );
+    assert!(!r.stderr.contains("corrupt"), "{}", r.stderr);
     assert_cache_consistent(&fx.ws);
 
     // The output is full.
     cache_mnt.resize("64m");
     out_mnt.resize("1m");
-    let r = assert_rejected_keeping_tree(&fx, &["No space left on device"]);
+    let r = assert_rejected_keeping_tree(
+        &fx,
+        &["No space left on device", "hint: a filesystem is full"],
+    );
     assert!(
         r.stderr.contains(&*fx.ws.output().to_string_lossy()),
         "the error does not name the output:\n{}",
