@@ -479,6 +479,7 @@ fn warn_malformed(prefix: &str, universe: &Universe<'_>) {
     }
 }
 
+/// The upstream Release fields our Release keeps (with the source's Origin/Label overrides).
 pub fn release_header(spec: &SourceSpec, fetched: &FetchedSource) -> Vec<(String, String)> {
     let mut header = Vec::new();
     for name in KEPT_FIELDS {
