@@ -196,6 +196,22 @@ fn add_published_edges(lock: &mut Lock, prefix_dir: &Path) {
                         .any(|x| x.split(':').next() == Some(d.name.as_str()))
                 })
         };
+        // Who could satisfy a name: packages of that name, and providers of it.
+        let mut by_name: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, p) in entries.iter().enumerate() {
+            if let Some(n) = p.get("Package") {
+                by_name.entry(n).or_default().push(i);
+            }
+            for provided in p
+                .get("Provides")
+                .into_iter()
+                .flat_map(|l| l.split(','))
+                .filter_map(|x| x.split_whitespace().next())
+                .filter_map(|x| x.split(':').next())
+            {
+                by_name.entry(provided).or_default().push(i);
+            }
+        }
         for parent in &entries {
             let mut fields = vec!["Pre-Depends", "Depends"];
             if recommends {
@@ -215,23 +231,20 @@ fn add_published_edges(lock: &mut Lock, prefix_dir: &Path) {
                     .collect();
                 for (group, text) in groups.iter().zip(texts) {
                     for alternative in &group.0 {
-                        let found: Vec<String> = entries
-                            .iter()
+                        let found: Vec<String> = by_name
+                            .get(alternative.name.as_str())
+                            .into_iter()
+                            .flatten()
+                            .map(|&i| &entries[i])
                             .filter(|c| satisfies(c, alternative))
                             .map(label)
                             .collect();
                         if found.is_empty() {
                             continue;
                         }
+                        let via = text.split_whitespace().collect::<Vec<_>>().join(" ");
                         for child in found {
-                            edges.push((
-                                child,
-                                format!(
-                                    "{}: {}",
-                                    label(parent),
-                                    text.split_whitespace().collect::<Vec<_>>().join(" ")
-                                ),
-                            ));
+                            edges.push((child, format!("{}: {via}", label(parent))));
                         }
                         break;
                     }
@@ -239,10 +252,15 @@ fn add_published_edges(lock: &mut Lock, prefix_dir: &Path) {
             }
         }
     }
+    let mut by_label: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, p) in lock.packages.iter().enumerate() {
+        by_label.entry(p.label()).or_default().push(i);
+    }
     for (child, reason) in edges {
-        let parent = reason.split(": ").next().unwrap_or("").to_owned();
-        for p in lock.packages.iter_mut().filter(|p| p.label() == child) {
-            if !p.why.iter().any(|w| w.starts_with(&format!("{parent}: "))) {
+        let parent = format!("{}: ", reason.split(": ").next().unwrap_or(""));
+        for &i in by_label.get(&child).into_iter().flatten() {
+            let p = &mut lock.packages[i];
+            if !p.why.iter().any(|w| w.starts_with(&parent)) {
                 p.why.push(reason.clone());
             }
         }
