@@ -193,26 +193,29 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
             plans
         }
         Some(locks) => {
+            // A prefix whose live tree was published from this very lock file stands.
+            let read = |path: PathBuf| std::fs::read(path).ok();
+            let unchanged: Vec<&str> = plan::prefixes(&specs)
+                .into_iter()
+                .map(|(prefix, _)| prefix)
+                .filter(|prefix| {
+                    !opts.force
+                        && read(opts.output.join(prefix).join(lock::LOCK_NAME)).is_some_and(
+                            |live| Some(live) == read(locked::lock_path(&opts.sources, prefix)),
+                        )
+                        && publish::expiring_dists(&opts.output, prefix).is_empty()
+                        && publish::live_fingerprint(&opts.output, prefix).is_some()
+                })
+                .collect();
+            for prefix in &unchanged {
+                tracing::info!("{prefix}: up to date (the live tree is the locked one)");
+                reports.push(up_to_date(opts, prefix, false));
+            }
             let todo: Vec<spec::SourceSpec> = specs
                 .iter()
-                .filter(|s| {
-                    let lock = &locks[s.prefix.as_str()];
-                    let live =
-                        std::fs::read_to_string(opts.output.join(&s.prefix).join(lock::LOCK_NAME));
-                    let same = live.is_ok_and(|t| t == lock.to_toml());
-                    !(same
-                        && !opts.force
-                        && publish::expiring_dists(&opts.output, &s.prefix).is_empty()
-                        && publish::live_fingerprint(&opts.output, &s.prefix).is_some())
-                })
+                .filter(|s| !unchanged.contains(&s.prefix.as_str()))
                 .cloned()
                 .collect();
-            for (prefix, _) in plan::prefixes(&specs) {
-                if !todo.iter().any(|s| s.prefix == prefix) {
-                    tracing::info!("{prefix}: up to date (the live tree is the locked one)");
-                    reports.push(up_to_date(opts, prefix, false));
-                }
-            }
             // Upstream unreachable is not fatal here: the locked Release may be in the cache.
             let current =
                 runtime.block_on(futures_util::future::join_all(todo.iter().map(|s| async {

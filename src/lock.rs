@@ -586,7 +586,7 @@ pub struct Change {
     pub source: String,
 }
 
-/// What kind of change.
+/// What kind of change (`--json` and the text say it in lowercase).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
@@ -600,6 +600,19 @@ pub enum ChangeKind {
     Downgraded,
     /// The same version with another file (upstream rebuilt it).
     Rebuilt,
+}
+
+impl ChangeKind {
+    /// The word for it, as `--json` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Removed => "removed",
+            ChangeKind::Upgraded => "upgraded",
+            ChangeKind::Downgraded => "downgraded",
+            ChangeKind::Rebuilt => "rebuilt",
+        }
+    }
 }
 
 /// The changes of one dist of one prefix.

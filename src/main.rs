@@ -1,5 +1,6 @@
 //! The `mini-mirror` command: parses flags and calls the library.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,11 +54,9 @@ struct Places {
     allow_releaseinfo_change: bool,
 }
 
-/// `mini-mirror build`'s flags.
+/// The signing key of a publish (`build`, `rollback`).
 #[derive(clap::Args)]
-struct BuildArgs {
-    #[command(flatten)]
-    places: Places,
+struct Signing {
     /// Where a generated signing key is kept when no --sign-key is given
     /// [default: /var/lib/mini-mirror for root, ~/.local/state/mini-mirror otherwise].
     #[arg(long, env = "MINI_MIRROR_STATE")]
@@ -69,6 +68,45 @@ struct BuildArgs {
     /// File holding the key's passphrase (else env RELEASE_SIGN_KEY_PASSPHRASE).
     #[arg(long)]
     passphrase_file: Option<PathBuf>,
+}
+
+/// A publish's key settings, resolved: state dir, key files, passphrase.
+type ResolvedSigning = (
+    PathBuf,
+    Vec<PathBuf>,
+    Option<sequoia_openpgp::crypto::Password>,
+);
+
+impl Signing {
+    /// Defaults applied; the passphrase from `--passphrase-file`, else the environment.
+    fn resolve(self, env_passphrase: Option<String>) -> anyhow::Result<ResolvedSigning> {
+        let passphrase = match self.passphrase_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    anyhow::anyhow!("reading passphrase file {}: {e}", path.display())
+                })?;
+                Some(mini_mirror::openpgp::password(&text))
+            }
+            None => env_passphrase
+                .as_deref()
+                .map(mini_mirror::openpgp::password),
+        };
+        Ok((
+            self.state_dir
+                .unwrap_or_else(mini_mirror::cache::default_state_dir),
+            self.sign_key,
+            passphrase,
+        ))
+    }
+}
+
+/// `mini-mirror build`'s flags.
+#[derive(clap::Args)]
+struct BuildArgs {
+    #[command(flatten)]
+    places: Places,
+    #[command(flatten)]
+    signing: Signing,
     /// Requests to upstream at once, byte ranges of large files included. Archives
     /// answer each request with some latency, so a mirror of many small packages is
     /// latency-bound: 32 halves jammy's pool phase against 16 (uv's default is 50).
@@ -166,15 +204,8 @@ enum Command {
         /// Download cache.
         #[arg(long, env = "MINI_MIRROR_CACHE")]
         cache: Option<PathBuf>,
-        /// As for build.
-        #[arg(long, env = "MINI_MIRROR_STATE")]
-        state_dir: Option<PathBuf>,
-        /// As for build.
-        #[arg(long, env = "RELEASE_SIGN_KEY_PATH")]
-        sign_key: Vec<PathBuf>,
-        /// As for build.
-        #[arg(long)]
-        passphrase_file: Option<PathBuf>,
+        #[command(flatten)]
+        signing: Signing,
     },
     /// Remove cache entries no kept snapshot, sources lock or cached Release refers to.
     Purge {
@@ -257,68 +288,51 @@ fn diff_command(
     places: Places,
     json: bool,
     check: bool,
-) -> ExitCode {
+) -> anyhow::Result<ExitCode> {
     let opts = places.options();
-    let result = match (&a, &b) {
+    let diffs = match (&a, &b) {
         (Some(a), Some(b)) => mini_mirror::commands::diff_locks(a, b),
         (Some(a), None) => mini_mirror::commands::diff_against_now(a, &opts),
         _ => mini_mirror::commands::diff_live(&opts),
-    };
-    match result {
-        Ok(diffs) => {
-            if json {
-                println!("{}", mini_mirror::commands::diff_json(&diffs));
-            } else if check && !diffs.is_empty() {
-                print!("{}", mini_mirror::commands::diff_text(&diffs));
-            } else if check {
-                println!("up to date: a build would publish what is live");
-            } else {
-                print!("{}", mini_mirror::commands::diff_text(&diffs));
-            }
-            if check && !diffs.is_empty() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
+    }?;
+    if json {
+        println!("{}", mini_mirror::commands::diff_json(&diffs));
+    } else if check && diffs.is_empty() {
+        println!("up to date: a build would publish what is live");
+    } else {
+        print!("{}", mini_mirror::commands::diff_text(&diffs));
     }
+    Ok(if check && !diffs.is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `mini-mirror key check`: the verdict on one line each, then `ok` or the refusal.
-fn key_check(sign_key: Option<PathBuf>, state_dir: Option<PathBuf>) -> ExitCode {
+fn key_check(sign_key: Option<PathBuf>, state_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let path = sign_key.unwrap_or_else(|| {
         state_dir
             .unwrap_or_else(mini_mirror::cache::default_state_dir)
             .join("signing-key.asc")
     });
-    let verdict = std::fs::read(&path)
+    let warnings = std::fs::read(&path)
         .map_err(anyhow::Error::from)
-        .and_then(|bytes| mini_mirror::openpgp::check_key_bytes(&bytes));
-    match verdict {
-        Ok(warnings) => {
-            for w in &warnings {
-                println!("warning: {w}");
-            }
-            println!(
-                "ok: {} is accepted by apt 3 (Debian trixie) clients{}",
-                path.display(),
-                if warnings.is_empty() {
-                    ""
-                } else {
-                    ", with the warnings above"
-                }
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {}: {e:#}", path.display());
-            ExitCode::FAILURE
-        }
+        .and_then(|bytes| mini_mirror::openpgp::check_key_bytes(&bytes))
+        .with_context(|| path.display().to_string())?;
+    for w in &warnings {
+        println!("warning: {w}");
     }
+    println!(
+        "ok: {} is accepted by apt 3 (Debian trixie) clients{}",
+        path.display(),
+        if warnings.is_empty() {
+            ""
+        } else {
+            ", with the warnings above"
+        }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -336,7 +350,34 @@ fn main() -> ExitCode {
 
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
-    match cli.command {
+    // `check`, `diff` and `why` answer 0/1 as their result: an error is 2.
+    let error_code = match cli.command {
+        Command::Check { .. } | Command::Diff { .. } | Command::Why { .. } => 2,
+        _ => 1,
+    };
+    match run(cli.command, env_passphrase) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let disk_full = e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+            });
+            if disk_full {
+                eprintln!(
+                    "hint: a filesystem is full (the file named above): free space or point \
+                     --cache/--output elsewhere, and run again; nothing was published"
+                );
+            }
+            ExitCode::from(error_code)
+        }
+    }
+}
+
+/// Run one command; its errors are printed by `main`.
+fn run(command: Command, env_passphrase: Option<String>) -> anyhow::Result<ExitCode> {
+    use mini_mirror::cache::default_dir;
+    match command {
         Command::Key {
             command:
                 KeyCommand::Check {
@@ -351,7 +392,21 @@ fn main() -> ExitCode {
             prefix,
             arch,
             output,
-        } => why_command(&output, &package, prefix.as_deref(), arch.as_deref()),
+        } => match mini_mirror::commands::why::why(
+            &output,
+            &package,
+            prefix.as_deref(),
+            arch.as_deref(),
+        )? {
+            Some(text) => {
+                print!("{text}");
+                Ok(ExitCode::SUCCESS)
+            }
+            None => {
+                println!("{package} is not in the mirror ({})", output.display());
+                Ok(ExitCode::FAILURE)
+            }
+        },
         Command::Snapshots {
             output,
             prefix,
@@ -363,35 +418,21 @@ fn main() -> ExitCode {
             to,
             keep,
             cache,
-            state_dir,
-            sign_key,
-            passphrase_file,
+            signing,
         } => {
-            let Some(passphrase) = read_passphrase(passphrase_file, env_passphrase) else {
-                return ExitCode::FAILURE;
-            };
-            let opts = mini_mirror::RollbackOptions {
+            let (state_dir, sign_keys, passphrase) = signing.resolve(env_passphrase)?;
+            let (prefix, from, id) = mini_mirror::rollback(&mini_mirror::RollbackOptions {
                 output,
                 prefix,
                 to,
                 keep,
-                cache: cache.unwrap_or_else(mini_mirror::cache::default_dir),
-                state_dir: state_dir.unwrap_or_else(mini_mirror::cache::default_state_dir),
-                sign_keys: sign_key,
+                cache: cache.unwrap_or_else(default_dir),
+                state_dir,
+                sign_keys,
                 passphrase,
-            };
-            match mini_mirror::rollback(&opts) {
-                Ok((prefix, from, id)) => {
-                    println!(
-                        "{prefix}: snapshot {from} is current again, published as snapshot {id}"
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            })?;
+            println!("{prefix}: snapshot {from} is current again, published as snapshot {id}");
+            Ok(ExitCode::SUCCESS)
         }
         Command::Purge {
             cache,
@@ -400,32 +441,22 @@ fn main() -> ExitCode {
             older_than,
             dry_run,
         } => {
-            let cache = cache.unwrap_or_else(mini_mirror::cache::default_dir);
+            let cache = cache.unwrap_or_else(default_dir);
             let age = std::time::Duration::from_secs(older_than * 86_400);
-            match mini_mirror::purge(&cache, &output, &sources, age, dry_run) {
-                Ok(r) => {
-                    println!(
-                        "{} {} cache files ({} bytes); kept {}",
-                        if dry_run { "would remove" } else { "removed" },
-                        r.files,
-                        r.bytes,
-                        r.kept
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            let r = mini_mirror::purge(&cache, &output, &sources, age, dry_run)?;
+            println!(
+                "{} {} cache files ({} bytes); kept {}",
+                if dry_run { "would remove" } else { "removed" },
+                r.files,
+                r.bytes,
+                r.kept
+            );
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { output, listen } => match mini_mirror::serve::serve(output, listen) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Serve { output, listen } => {
+            mini_mirror::serve::serve(output, listen)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
@@ -434,111 +465,56 @@ fn main() -> ExitCode {
                 "mini-mirror",
                 &mut std::io::stdout(),
             );
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
         }
         Command::Man => {
             use clap::CommandFactory;
-            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Build(args) => build_command(args, env_passphrase),
     }
 }
 
-/// The passphrase from `--passphrase-file`, else the environment; `None` (after saying
-/// why) when the file cannot be read.
-#[allow(clippy::option_option)]
-fn read_passphrase(
-    file: Option<PathBuf>,
-    env: Option<String>,
-) -> Option<Option<sequoia_openpgp::crypto::Password>> {
-    match file {
-        Some(path) => match std::fs::read_to_string(&path) {
-            Ok(p) => Some(Some(mini_mirror::openpgp::password(&p))),
-            Err(e) => {
-                eprintln!("error: reading passphrase file {}: {e}", path.display());
-                None
-            }
-        },
-        None => Some(env.as_deref().map(mini_mirror::openpgp::password)),
-    }
-}
-
-fn why_command(
+fn snapshots_command(
     output: &std::path::Path,
-    package: &str,
     prefix: Option<&str>,
-    arch: Option<&str>,
-) -> ExitCode {
-    match mini_mirror::commands::why::why(output, package, prefix, arch) {
-        Ok(Some(text)) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Ok(None) => {
-            println!("{package} is not in the mirror ({})", output.display());
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let prefixes = match prefix {
+        Some(p) => vec![p.to_owned()],
+        None => mini_mirror::snapshot::prefixes(output)?,
+    };
+    let mut list = Vec::new();
+    for p in prefixes {
+        list.extend(mini_mirror::snapshot::list(output, &p)?);
     }
+    if json {
+        println!("{}", serde_json::to_string(&list).expect("serializes"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<12} {:<17} {:>8} {:>14} {:>14}",
+        "PREFIX", "ID", "PACKAGES", "BYTES", "UNIQUE BYTES"
+    );
+    for s in &list {
+        println!(
+            "{:<12} {:<17} {:>8} {:>14} {:>14}{}",
+            s.prefix,
+            s.id,
+            s.packages,
+            s.bytes,
+            s.unique_bytes,
+            if s.current { "  (current)" } else { "" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
-fn snapshots_command(output: &std::path::Path, prefix: Option<&str>, json: bool) -> ExitCode {
-    let list = (|| -> anyhow::Result<Vec<mini_mirror::snapshot::SnapshotInfo>> {
-        let prefixes = match prefix {
-            Some(p) => vec![p.to_owned()],
-            None => mini_mirror::snapshot::prefixes(output)?,
-        };
-        let mut all = Vec::new();
-        for p in prefixes {
-            all.extend(mini_mirror::snapshot::list(output, &p)?);
-        }
-        Ok(all)
-    })();
-    match list {
-        Ok(list) if json => {
-            println!("{}", serde_json::to_string(&list).expect("serializes"));
-            ExitCode::SUCCESS
-        }
-        Ok(list) => {
-            println!(
-                "{:<12} {:<17} {:>8} {:>14} {:>14}",
-                "PREFIX", "ID", "PACKAGES", "BYTES", "UNIQUE BYTES"
-            );
-            for s in &list {
-                println!(
-                    "{:<12} {:<17} {:>8} {:>14} {:>14}{}",
-                    s.prefix,
-                    s.id,
-                    s.packages,
-                    s.bytes,
-                    s.unique_bytes,
-                    if s.current { "  (current)" } else { "" }
-                );
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn build_command(args: BuildArgs, env_passphrase: Option<String>) -> ExitCode {
+fn build_command(args: BuildArgs, env_passphrase: Option<String>) -> anyhow::Result<ExitCode> {
     let BuildArgs {
         places,
-        state_dir,
-        sign_key,
-        passphrase_file,
+        signing,
         jobs,
         timings,
         force,
@@ -548,12 +524,10 @@ fn build_command(args: BuildArgs, env_passphrase: Option<String>) -> ExitCode {
         keep,
         base_url,
     } = args;
-    let Some(passphrase) = read_passphrase(passphrase_file, env_passphrase) else {
-        return ExitCode::FAILURE;
-    };
+    let (state_dir, sign_keys, passphrase) = signing.resolve(env_passphrase)?;
     let opts = mini_mirror::BuildOptions {
-        state_dir: state_dir.unwrap_or_else(mini_mirror::cache::default_state_dir),
-        sign_keys: sign_key,
+        state_dir,
+        sign_keys,
         passphrase,
         jobs,
         force,
@@ -563,54 +537,35 @@ fn build_command(args: BuildArgs, env_passphrase: Option<String>) -> ExitCode {
         base_url,
         ..places.options()
     };
-    match mini_mirror::build(&opts) {
-        Ok(r) => {
-            if timings {
-                for phase in &r.phases {
-                    let peak = phase
-                        .peak_rss
-                        .map(|b| format!("  peak so far {:>4} MB", b / 1_000_000))
-                        .unwrap_or_default();
-                    eprintln!(
-                        "timing: {:<8} {:>8.3}s{peak}",
-                        phase.name,
-                        phase.wall.as_secs_f64()
-                    );
-                }
-            }
+    let r = mini_mirror::build(&opts)?;
+    if timings {
+        for phase in &r.phases {
+            let peak = phase
+                .peak_rss
+                .map(|b| format!("  peak so far {:>4} MB", b / 1_000_000))
+                .unwrap_or_default();
             eprintln!(
-                "summary: {} packages, {} downloaded ({} bytes), {} from cache, {:.1}s",
-                r.packages,
-                r.downloaded,
-                r.bytes,
-                r.from_cache,
-                r.elapsed.as_secs_f64()
+                "timing: {:<8} {:>8.3}s{peak}",
+                phase.name,
+                phase.wall.as_secs_f64()
             );
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&r).expect("the report serializes")
-                );
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            let disk_full = e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
-            });
-            if disk_full {
-                eprintln!(
-                    "hint: a filesystem is full (the cache {} or the output {}): free space \
-                     or point --cache/--output elsewhere, and build again; nothing was published",
-                    opts.cache.display(),
-                    opts.output.display()
-                );
-            }
-            ExitCode::FAILURE
         }
     }
+    eprintln!(
+        "summary: {} packages, {} downloaded ({} bytes), {} from cache, {:.1}s",
+        r.packages,
+        r.downloaded,
+        r.bytes,
+        r.from_cache,
+        r.elapsed.as_secs_f64()
+    );
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&r).expect("the report serializes")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init_logging(verbose: u8, quiet: bool) {

@@ -108,13 +108,11 @@ pub fn stage(output: &Path, plan: &PrefixPlan, cache: &Cache, key: &SigningKey) 
         let (from, to) = (live.join(&path), safe_join(root, &path)?);
         if !to.exists() && from.is_file() {
             std::fs::create_dir_all(to.parent().expect("pool paths have parents"))?;
-            std::fs::hard_link(&from, &to)
-                .or_else(|_| std::fs::copy(&from, &to).map(|_| ()))
-                .with_context(|| format!("linking {}", to.display()))?;
+            link_or_copy(&from, &to)?;
         }
     }
     for old in &kept {
-        snapshot::link_tree(
+        link_tree(
             &live.join(snapshot::DIR).join(old),
             &root.join(snapshot::DIR).join(old),
         )?;
@@ -143,7 +141,7 @@ pub fn stage(output: &Path, plan: &PrefixPlan, cache: &Cache, key: &SigningKey) 
         write_file(&dir.join(crate::sbom::FILE_NAME), sbom.as_bytes())?;
     }
     // The served dists/ is the new snapshot's, plus the previous generation of by-hash files.
-    snapshot::link_tree(&snap.join("dists"), &root.join("dists"))?;
+    link_tree(&snap.join("dists"), &root.join("dists"))?;
     for dist in &plan.dists {
         keep_previous_by_hash(
             &live.join("dists").join(&dist.dist),
@@ -189,10 +187,37 @@ fn link_pool(root: &Path, pool: &[PoolFile], cache: &Cache, live: &Path) -> Resu
         if !cache.has_blob(&file.sha256, file.size) {
             blob = safe_join(live, &file.pool_path)?;
         }
-        if std::fs::hard_link(&blob, &dest).is_err() {
-            // Another filesystem: copy instead.
-            std::fs::copy(&blob, &dest)
-                .with_context(|| format!("copying {} to {}", blob.display(), dest.display()))?;
+        link_or_copy(&blob, &dest)?;
+    }
+    Ok(())
+}
+
+/// A hard link of `from` at `to`; a copy when they are on different filesystems.
+fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to)
+            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    }
+    Ok(())
+}
+
+/// Hard-link the tree `from` into `to` (files linked, symlinks recreated): a kept snapshot
+/// carried into a new publish without copying a byte.
+fn link_tree(from: &Path, to: &Path) -> Result<()> {
+    for entry in walkdir::WalkDir::new(from).follow_links(false) {
+        let entry = entry?;
+        let rel = entry.path().strip_prefix(from).expect("below the root");
+        let dest = to.join(rel);
+        let kind = entry.file_type();
+        if kind.is_dir() {
+            std::fs::create_dir_all(&dest)
+                .with_context(|| format!("creating {}", dest.display()))?;
+        } else if kind.is_symlink() {
+            let target = std::fs::read_link(entry.path())?;
+            std::os::unix::fs::symlink(&target, &dest)
+                .with_context(|| format!("linking {}", dest.display()))?;
+        } else {
+            link_or_copy(entry.path(), &dest)?;
         }
     }
     Ok(())
@@ -350,7 +375,7 @@ fn keep_previous_by_hash(live_dist: &Path, staged_dist: &Path) -> Result<()> {
         let new_dir = staged_dist.join(dir).join("by-hash/SHA256");
         let new = new_dir.join(hash);
         if old.is_file() && new_dir.is_dir() && !new.exists() {
-            std::fs::hard_link(&old, &new).or_else(|_| std::fs::copy(&old, &new).map(|_| ()))?;
+            link_or_copy(&old, &new)?;
         }
     }
     Ok(())

@@ -112,17 +112,14 @@ pub fn cyclonedx(lock: &Lock, plan: &PrefixPlan) -> String {
     text
 }
 
-/// Percent-encode what a purl part may not hold as is.
+/// Percent-encode what a purl part may not hold as is (all but `A-Za-z0-9-._~`).
 fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    const PURL_PART: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, PURL_PART).to_string()
 }
 
 #[cfg(test)]

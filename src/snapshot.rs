@@ -8,7 +8,7 @@
 use crate::lock::{LOCK_NAME, Lock};
 use anyhow::{Context, Result, bail};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The folder of a prefix that holds its snapshots.
 pub const DIR: &str = "snapshots";
@@ -213,32 +213,6 @@ pub fn referenced_pool(
         out.extend(pool_files(lock)?.into_keys());
     }
     Ok(out)
-}
-
-/// Hard-link the tree `from` into `to` (files linked, symlinks recreated): a kept snapshot
-/// carried into a new publish without copying a byte.
-pub fn link_tree(from: &Path, to: &Path) -> Result<()> {
-    for entry in walkdir::WalkDir::new(from).follow_links(false) {
-        let entry = entry?;
-        let rel = entry.path().strip_prefix(from).expect("below the root");
-        let dest: PathBuf = to.join(rel);
-        let kind = entry.file_type();
-        if kind.is_dir() {
-            std::fs::create_dir_all(&dest)
-                .with_context(|| format!("creating {}", dest.display()))?;
-        } else if kind.is_symlink() {
-            let target = std::fs::read_link(entry.path())?;
-            std::os::unix::fs::symlink(&target, &dest)
-                .with_context(|| format!("linking {}", dest.display()))?;
-        } else {
-            std::fs::hard_link(entry.path(), &dest)
-                .or_else(|_| std::fs::copy(entry.path(), &dest).map(|_| ()))
-                .with_context(|| {
-                    format!("linking {} to {}", entry.path().display(), dest.display())
-                })?;
-        }
-    }
-    Ok(())
 }
 
 /// The plan of a rollback: snapshot `id`'s content (verified by [`verify`]) published again

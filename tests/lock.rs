@@ -73,25 +73,12 @@ fn later_archive(key: &GpgKey) -> Upstream {
 
 /// Copy a directory tree (the upstream as it was, for a snapshot server).
 fn copy_tree(from: &Path, to: &Path) {
-    for entry in walk(from) {
+    for entry in walk_files(from) {
         let rel = entry.strip_prefix(from).unwrap();
         let dest = to.join(rel);
         fs::create_dir_all(dest.parent().unwrap()).unwrap();
         fs::copy(&entry, &dest).unwrap();
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// A build writes the lock beside the sources and into the published tree; it names every
@@ -199,7 +186,7 @@ fn locked_rebuilds_identical_packages_from_cache_upstream_and_snapshot() {
     let id = date.format("%Y%m%dT%H%M%SZ").to_string();
     copy_tree(fx.repo.root(), &snapshots.path().join(&id));
     let snapshot_server = Server::start(snapshots.path());
-    let old_pool: Vec<PathBuf> = walk(&fx.repo.path("pool"));
+    let old_pool: Vec<PathBuf> = walk_files(&fx.repo.path("pool"));
     let old_pool_copy = tempfile::tempdir().unwrap();
     copy_tree(&fx.repo.path("pool"), old_pool_copy.path());
 

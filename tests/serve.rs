@@ -7,7 +7,7 @@ mod common;
 use common::apt::AptClient;
 use common::*;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// `mini-mirror serve` on a free port of 127.0.0.1: (child, base URL).
@@ -30,29 +30,6 @@ fn serve(ws: &Workspace) -> (Child, String) {
     };
     std::thread::spawn(move || for _ in lines {});
     (child, url)
-}
-
-/// curl: (status, headers lowercased, body).
-fn curl(args: &[&str]) -> (u16, String, Vec<u8>) {
-    let dir = tempfile::tempdir().unwrap();
-    let headers = dir.path().join("h");
-    let out = Command::new("curl")
-        .args(["-s", "--path-as-is", "-D"])
-        .arg(&headers)
-        .args(["-o", "-", "-w", "\n%{http_code}"])
-        .args(args)
-        .output()
-        .unwrap();
-    let mut body = out.stdout;
-    let pos = body.iter().rposition(|&b| b == b'\n').unwrap();
-    let code = String::from_utf8_lossy(&body[pos + 1..])
-        .parse()
-        .unwrap_or(0);
-    body.truncate(pos);
-    let h = std::fs::read_to_string(&headers)
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    (code, h, body)
 }
 
 #[test]
@@ -129,7 +106,8 @@ fn serve_follows_the_image_rules_and_apt_installs_from_it() {
 
     // SIGTERM ends it within a second, and it logged each request.
     let stdout = child.stdout.take().unwrap();
-    unsafe { libc_kill(child.id() as i32, 15) };
+    // SAFETY: kill(2) on the child's pid, with SIGTERM.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let started = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -152,11 +130,6 @@ fn serve_follows_the_image_rules_and_apt_installs_from_it() {
             .any(|l| l.contains("\"GET /p/.mini-mirror-fingerprint\" 404")),
         "{log:?}"
     );
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
 #[test]

@@ -284,7 +284,7 @@ fn retention_and_purge_free_only_what_nothing_refers_to() {
     let sha_of = |p: &Path| sha256_hex(&fs::read(p).unwrap());
     let app2 = sha_of(&prefix.join(Pkg::new("app", "2.0").pool_path("main")));
     let blob = |sha: &str| cache.join("blobs/sha256").join(&sha[..2]).join(sha);
-    let blobs_before = walk_count(&cache.join("blobs"));
+    let blobs_before = walk_files(&cache.join("blobs")).len();
     let purge = |extra: &[&str]| {
         let mut args: Vec<String> = ["purge", "--cache"].map(String::from).to_vec();
         args.push(cache.display().to_string());
@@ -305,14 +305,14 @@ fn retention_and_purge_free_only_what_nothing_refers_to() {
         r.stdout
     );
     assert_eq!(
-        walk_count(&cache.join("blobs")),
+        walk_files(&cache.join("blobs")).len(),
         blobs_before,
         "--dry-run removes nothing"
     );
     let r = purge(&[]);
     r.assert_success();
     assert!(r.stdout.contains("removed 1 cache files"), "{}", r.stdout);
-    assert_eq!(walk_count(&cache.join("blobs")), blobs_before - 1);
+    assert_eq!(walk_files(&cache.join("blobs")).len(), blobs_before - 1);
     assert!(
         blob(&app2).is_file(),
         "a kept snapshot's package stays in the cache"
@@ -323,19 +323,6 @@ fn retention_and_purge_free_only_what_nothing_refers_to() {
         .build_with(&["--force", "--keep", "2"], &[])
         .assert_success();
     assert_eq!(fx.server.deb_downloads(), 0);
-}
-
-fn walk_count(dir: &Path) -> usize {
-    let mut n = 0;
-    for e in fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            n += walk_count(&p);
-        } else {
-            n += 1;
-        }
-    }
-    n
 }
 
 /// A client mid-update: it fetched the old InRelease, then a build (keeping one snapshot
@@ -350,21 +337,7 @@ fn a_client_mid_update_finds_everything_the_old_release_named() {
     let server = Server::start(&fx.ws.output());
     let base = format!("{}/p", server.url());
     let get = |rel: &str| -> (u16, Vec<u8>) {
-        let out = std::process::Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "-",
-                "-w",
-                "\n%{http_code}",
-                &format!("{base}/{rel}"),
-            ])
-            .output()
-            .unwrap();
-        let mut body = out.stdout;
-        let pos = body.iter().rposition(|&b| b == b'\n').unwrap();
-        let code = String::from_utf8_lossy(&body[pos + 1..]).parse().unwrap();
-        body.truncate(pos);
+        let (code, _, body) = curl(&[&format!("{base}/{rel}")]);
         (code, body)
     };
     let (code, inrelease) = get("dists/bookworm/InRelease");

@@ -110,10 +110,9 @@ pub fn diff_text(diffs: &[DistDiff]) -> String {
                     ),
                 ),
             };
-            let kind = serde_json::to_value(c.kind).expect("serializes");
             out.push_str(&format!(
                 "  {mark} {:<10} {} {} {versions} (source {})\n",
-                kind.as_str().unwrap_or(""),
+                c.kind.as_str(),
                 c.name,
                 c.architecture,
                 c.source

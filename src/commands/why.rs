@@ -2,7 +2,7 @@
 //! the published lock and indices (no network).
 
 use crate::lock::{LOCK_NAME, Lock, LockedPackage, chains_to};
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -19,19 +19,7 @@ pub fn why(
 ) -> Result<Option<String>> {
     let prefixes: Vec<String> = match prefix {
         Some(p) => vec![p.to_owned()],
-        None => {
-            let mut v = Vec::new();
-            for e in std::fs::read_dir(output)
-                .with_context(|| format!("reading {}", output.display()))?
-            {
-                let e = e?;
-                if e.path().join(LOCK_NAME).is_file() {
-                    v.push(e.file_name().to_string_lossy().into_owned());
-                }
-            }
-            v.sort();
-            v
-        }
+        None => crate::snapshot::prefixes(output)?,
     };
     if prefixes.is_empty() {
         bail!(
@@ -42,12 +30,17 @@ pub fn why(
     let mut out = String::new();
     for p in &prefixes {
         let mut lock = Lock::read(&output.join(p).join(LOCK_NAME))?;
-        add_published_edges(&mut lock, &output.join(p));
+        let published = read_published(&output.join(p), &lock);
+        add_published_edges(&mut lock, &published);
         let chains = chains_to(&lock, name, arch, MAX_CHAINS);
         if chains.is_empty() {
             continue;
         }
-        let provides = published_provides(&output.join(p), &lock);
+        let provides: BTreeMap<&str, &[String]> = published
+            .iter()
+            .flatten()
+            .map(|x| (x.label.as_str(), x.provides.as_slice()))
+            .collect();
         let targets: Vec<&LockedPackage> = lock
             .packages
             .iter()
@@ -93,35 +86,35 @@ pub fn why(
 fn explain(
     group: &str,
     pkg: &str,
-    provides: &BTreeMap<String, Vec<String>>,
+    provides: &BTreeMap<&str, &[String]>,
     lock: &Lock,
 ) -> Option<String> {
     let name = pkg.split(' ').next().unwrap_or(pkg);
-    let alternatives: Vec<&str> = group.split('|').map(str::trim).collect();
-    let alt_name = |a: &str| {
-        a.split([' ', '(', ':', '[', '<'])
-            .next()
-            .unwrap_or(a)
-            .to_owned()
-    };
-    let provided = provides.get(pkg).cloned().unwrap_or_default();
-    let index = alternatives.iter().position(|a| {
-        let n = alt_name(a);
-        n == name || provided.contains(&n)
-    })?;
-    let wanted = alt_name(alternatives[index]);
+    let alternatives: Vec<String> = crate::relation::parse_depends(group)
+        .ok()?
+        .into_iter()
+        .next()?
+        .0
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    let provided = provides.get(pkg).copied().unwrap_or_default();
+    let index = alternatives
+        .iter()
+        .position(|a| a == name || provided.contains(a))?;
+    let wanted = &alternatives[index];
     let mut note = String::new();
     if wanted != name {
-        let others: Vec<String> = lock
+        let others: Vec<&str> = lock
             .packages
             .iter()
             .filter(|p| {
                 p.name != name
                     && provides
-                        .get(&p.label())
-                        .is_some_and(|v| v.contains(&wanted))
+                        .get(p.label().as_str())
+                        .is_some_and(|v| v.contains(wanted))
             })
-            .map(|p| p.name.clone())
+            .map(|p| p.name.as_str())
             .collect();
         note.push_str(&format!("{name} provides virtual package {wanted}"));
         if others.is_empty() {
@@ -143,111 +136,123 @@ fn explain(
                 alternatives.len()
             ));
         } else {
-            let skipped: Vec<String> = alternatives[..index].iter().map(|a| alt_name(a)).collect();
             note.push_str(&format!(
                 "alternative {} of {}: apt could not install {} from upstream",
                 index + 1,
                 alternatives.len(),
-                skipped.join(", ")
+                alternatives[..index].join(", ")
             ));
         }
     }
     (!note.is_empty()).then_some(note)
 }
 
-/// The resolver records the first reason it met for each package; every other published
-/// package whose dependency it satisfies is a reason too. Added from the published indices:
-/// for each dependency group, the packages of the same index that satisfy its first
-/// alternative the mirror can satisfy (the one apt would take).
-fn add_published_edges(lock: &mut Lock, prefix_dir: &Path) {
+/// A published package as `why` reads it from the published Packages files.
+struct Published {
+    /// `name version arch`, as lock reasons name it.
+    label: String,
+    name: String,
+    version: Option<debversion::Version>,
+    /// Names it provides (apt's reading of `Provides`).
+    provides: Vec<String>,
+    /// Its dependency groups that bring packages in, each with its text as written.
+    groups: Vec<(String, crate::relation::Alternatives)>,
+}
+
+/// Every package of each Packages file the lock lists, read once.
+fn read_published(prefix_dir: &Path, lock: &Lock) -> Vec<Vec<Published>> {
     let recommends = lock
         .sources
         .iter()
         .any(|s| s.settings.get("recommends").and_then(toml::Value::as_bool) == Some(true));
-    let mut edges: Vec<(String, String)> = Vec::new(); // (child label, reason)
+    let mut fields = vec!["Pre-Depends", "Depends"];
+    if recommends {
+        fields.push("Recommends");
+    }
+    let mut out = Vec::new();
     for index in &lock.indices {
         let Ok(text) = std::fs::read_to_string(prefix_dir.join(&index.path)) else {
             continue;
         };
-        let entries: Vec<crate::deb822::Paragraph<'_>> =
-            crate::deb822::paragraphs(&text).flatten().collect();
-        let label = |p: &crate::deb822::Paragraph<'_>| {
-            format!(
-                "{} {} {}",
-                p.get("Package").unwrap_or(""),
-                p.get("Version").unwrap_or(""),
-                p.get("Architecture").unwrap_or("")
-            )
-        };
-        let satisfies = |p: &crate::deb822::Paragraph<'_>, d: &crate::relation::Dependency| {
-            if p.get("Package") == Some(d.name.as_str()) {
-                return match &d.version {
-                    None => true,
-                    Some(req) => p
-                        .get("Version")
-                        .and_then(|v| crate::relation::parse_version(v).ok())
-                        .is_some_and(|v| req.matches(&v)),
+        let mut packages = Vec::new();
+        for p in crate::deb822::paragraphs(&text).flatten() {
+            let (Some(name), Some(version), Some(arch)) =
+                (p.get("Package"), p.get("Version"), p.get("Architecture"))
+            else {
+                continue;
+            };
+            let mut groups = Vec::new();
+            for field in &fields {
+                let Some(value) = p.get(field) else { continue };
+                let Ok(parsed) = crate::relation::parse_depends(value) else {
+                    continue;
+                };
+                let texts = value.split(',').map(str::trim).filter(|t| !t.is_empty());
+                groups.extend(
+                    texts
+                        .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+                        .zip(parsed),
+                );
+            }
+            packages.push(Published {
+                label: format!("{name} {version} {arch}"),
+                name: name.to_owned(),
+                version: crate::relation::parse_version(version).ok(),
+                provides: p
+                    .get("Provides")
+                    .and_then(|f| crate::relation::parse_provides(f).ok())
+                    .map(|(list, _)| list.into_iter().map(|x| x.name).collect())
+                    .unwrap_or_default(),
+                groups,
+            });
+        }
+        out.push(packages);
+    }
+    out
+}
+
+/// The resolver records the first reason it met for each package; every other published
+/// package whose dependency it satisfies is a reason too. Added from the published indices:
+/// for each dependency group, the packages of the same index that satisfy its first
+/// alternative the mirror can satisfy (the one apt would take).
+fn add_published_edges(lock: &mut Lock, published: &[Vec<Published>]) {
+    let mut edges: Vec<(&str, String)> = Vec::new(); // (child label, reason)
+    for entries in published {
+        let satisfies = |p: &Published, d: &crate::relation::Dependency| {
+            if p.name == d.name {
+                return match (&d.version, &p.version) {
+                    (None, _) => true,
+                    (Some(req), Some(v)) => req.matches(v),
+                    (Some(_), None) => false,
                 };
             }
-            d.version.is_none()
-                && p.get("Provides").is_some_and(|list| {
-                    list.split(',')
-                        .filter_map(|x| x.split_whitespace().next())
-                        .any(|x| x.split(':').next() == Some(d.name.as_str()))
-                })
+            d.version.is_none() && p.provides.contains(&d.name)
         };
         // Who could satisfy a name: packages of that name, and providers of it.
-        let mut by_name: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (i, p) in entries.iter().enumerate() {
-            if let Some(n) = p.get("Package") {
-                by_name.entry(n).or_default().push(i);
-            }
-            for provided in p
-                .get("Provides")
-                .into_iter()
-                .flat_map(|l| l.split(','))
-                .filter_map(|x| x.split_whitespace().next())
-                .filter_map(|x| x.split(':').next())
-            {
-                by_name.entry(provided).or_default().push(i);
+        let mut by_name: BTreeMap<&str, Vec<&Published>> = BTreeMap::new();
+        for p in entries {
+            by_name.entry(&p.name).or_default().push(p);
+            for provided in &p.provides {
+                by_name.entry(provided).or_default().push(p);
             }
         }
-        for parent in &entries {
-            let mut fields = vec!["Pre-Depends", "Depends"];
-            if recommends {
-                fields.push("Recommends");
-            }
-            for field in fields {
-                let Some(value) = parent.get(field) else {
-                    continue;
-                };
-                let Ok(groups) = crate::relation::parse_depends(value) else {
-                    continue;
-                };
-                let texts: Vec<&str> = value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                    .collect();
-                for (group, text) in groups.iter().zip(texts) {
-                    for alternative in &group.0 {
-                        let found: Vec<String> = by_name
-                            .get(alternative.name.as_str())
-                            .into_iter()
-                            .flatten()
-                            .map(|&i| &entries[i])
-                            .filter(|c| satisfies(c, alternative))
-                            .map(label)
-                            .collect();
-                        if found.is_empty() {
-                            continue;
-                        }
-                        let via = text.split_whitespace().collect::<Vec<_>>().join(" ");
-                        for child in found {
-                            edges.push((child, format!("{}: {via}", label(parent))));
-                        }
-                        break;
+        for parent in entries {
+            for (text, group) in &parent.groups {
+                for alternative in &group.0 {
+                    let found: Vec<&Published> = by_name
+                        .get(alternative.name.as_str())
+                        .into_iter()
+                        .flatten()
+                        .copied()
+                        .filter(|c| satisfies(c, alternative))
+                        .collect();
+                    if found.is_empty() {
+                        continue;
                     }
+                    for child in found {
+                        edges.push((&child.label, format!("{}: {text}", parent.label)));
+                    }
+                    break;
                 }
             }
         }
@@ -258,39 +263,11 @@ fn add_published_edges(lock: &mut Lock, prefix_dir: &Path) {
     }
     for (child, reason) in edges {
         let parent = format!("{}: ", reason.split(": ").next().unwrap_or(""));
-        for &i in by_label.get(&child).into_iter().flatten() {
+        for &i in by_label.get(child).into_iter().flatten() {
             let p = &mut lock.packages[i];
             if !p.why.iter().any(|w| w.starts_with(&parent)) {
                 p.why.push(reason.clone());
             }
         }
     }
-}
-
-/// The `Provides` names of every published package (by `name version arch`), read from
-/// the published Packages files the lock lists.
-fn published_provides(prefix_dir: &Path, lock: &Lock) -> BTreeMap<String, Vec<String>> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for index in &lock.indices {
-        let Ok(text) = std::fs::read_to_string(prefix_dir.join(&index.path)) else {
-            continue;
-        };
-        for p in crate::deb822::paragraphs(&text).flatten() {
-            let (Some(n), Some(v), Some(a)) =
-                (p.get("Package"), p.get("Version"), p.get("Architecture"))
-            else {
-                continue;
-            };
-            let Some(provides) = p.get("Provides") else {
-                continue;
-            };
-            let names = provides
-                .split(',')
-                .filter_map(|x| x.split_whitespace().next())
-                .map(|x| x.split(':').next().unwrap_or(x).to_owned())
-                .collect();
-            out.insert(format!("{n} {v} {a}"), names);
-        }
-    }
-    out
 }

@@ -2132,3 +2132,40 @@ pub fn basic_archive(up: Upstream) -> Upstream {
         .package(Pkg::new("base", "1.0"))
         .package(Pkg::new("unrelated", "1.0"))
 }
+
+/// Every file below `dir` (recursively; directories left out).
+pub fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// `curl ARGS` (paths as given, no `..` folding): (status, headers lowercased, body).
+pub fn curl(args: &[&str]) -> (u16, String, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let headers = dir.path().join("h");
+    let out = Command::new("curl")
+        .args(["-s", "--path-as-is", "-D"])
+        .arg(&headers)
+        .args(["-o", "-", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    let mut body = out.stdout;
+    let pos = body.iter().rposition(|&b| b == b'\n').unwrap();
+    let code = String::from_utf8_lossy(&body[pos + 1..])
+        .parse()
+        .unwrap_or(0);
+    body.truncate(pos);
+    let h = fs::read_to_string(&headers)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    (code, h, body)
+}

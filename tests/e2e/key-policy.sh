@@ -15,9 +15,6 @@ BIN=${MINI_MIRROR_BIN:-$REPO_ROOT/target/release/mini-mirror}
 [ -x "$BIN" ] || (cd "$REPO_ROOT" && cargo build --release --locked >&2)
 W=$(mktemp -d /var/tmp/mm-keypolicy.XXXXXX)
 trap 'rm -rf --one-file-system "$W"' EXIT
-PASSED=0 FAILED=0
-ok() { PASSED=$((PASSED + 1)); echo "ok $*"; }
-no() { FAILED=$((FAILED + 1)); echo "failed $*"; }
 
 export GNUPGHOME=$W/gnupg
 mkdir -m 700 "$GNUPGHOME"

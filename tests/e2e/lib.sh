@@ -292,3 +292,17 @@ local_upstream() {
     gpg --batch --yes --local-user "$key" --digest-algo SHA256 --clearsign \
         -o "$w/repo/dists/stable/InRelease" "$w/repo/dists/stable/Release"
 }
+
+# ---- results: `ok WHAT` / `no WHAT` count and print one line each ------------------------------
+PASSED=0 FAILED=0
+ok() { PASSED=$((PASSED + 1)); echo "ok $*"; }
+no() { FAILED=$((FAILED + 1)); echo "failed $*"; }
+
+# upstream_key W EMAIL: GNUPGHOME=W/gnupg with an Ed25519 signing key EMAIL (for
+# local_upstream); its public key in W/upstream.gpg.
+upstream_key() {
+    export GNUPGHOME=$1/gnupg
+    mkdir -m 700 "$GNUPGHOME"
+    gpg --batch --pinentry-mode loopback --passphrase '' --quick-gen-key "e2e upstream <$2>" ed25519 sign 1y 2>/dev/null
+    gpg --batch --export "$2" >"$1/upstream.gpg"
+}

@@ -21,14 +21,8 @@ cleanup() {
     rm -rf --one-file-system "$W"
 }
 trap cleanup EXIT
-PASSED=0 FAILED=0
-ok() { PASSED=$((PASSED + 1)); echo "ok $*"; }
-no() { FAILED=$((FAILED + 1)); echo "failed $*"; }
 
-export GNUPGHOME=$W/gnupg
-mkdir -m 700 "$GNUPGHOME"
-gpg --batch --pinentry-mode loopback --passphrase '' --quick-gen-key "snapshot e2e <up@example.invalid>" ed25519 sign 1y 2>/dev/null
-gpg --batch --export up@example.invalid >"$W/upstream.gpg"
+upstream_key "$W" up@example.invalid
 
 UP_PORT=$(free_port)
 MIRROR_PORT=$(free_port)
