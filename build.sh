@@ -34,8 +34,13 @@
 #                        is then not needed); it must run on BUILD_BASE_IMAGE (glibc, libnettle8)
 #
 # Tooling:
-#   CONTAINER_TOOL       docker (with buildx), podman or buildah; when unset the first that works,
-#                        in that order
+#   CONTAINER_TOOL       docker (with buildx), podman, buildah or none; when unset the first that
+#                        works, in that order, else none. none: no container engine at all --
+#                        mini-mirror builds the tree on this machine and `mini-mirror image` writes
+#                        the image (BASE_IMAGE_NGINX read from its registry, or oci:DIR[:TAG]);
+#                        registry credentials from REGISTRY_AUTH_FILE / auth.json / docker config
+#   OCI_LAYOUT           CONTAINER_TOOL=none without PUSH=1: the OCI layout directory written
+#                        (default: ./image-oci), tagged with the image tag
 #   PUSH=1               push the image after the build
 #   BUILD_NETWORK        network mode of the build's RUN steps (e.g. host); default: the tool's
 #   MINI_MIRROR_BUILD_FLAGS  extra `mini-mirror build` flags, e.g. "--jobs 4 -v"
@@ -107,7 +112,10 @@ if [ -z "${CONTAINER_TOOL:-}" ]; then
     if docker_ok; then CONTAINER_TOOL=docker
     elif command -v podman >/dev/null 2>&1; then CONTAINER_TOOL=podman
     elif command -v buildah >/dev/null 2>&1; then CONTAINER_TOOL=buildah
-    else die "no container tool found: install podman or buildah, or docker with the buildx plugin (or set CONTAINER_TOOL)"; fi
+    else
+        say "no container engine found (docker with buildx, podman, buildah): building with 'mini-mirror image' (CONTAINER_TOOL=none)"
+        CONTAINER_TOOL=none
+    fi
 fi
 case "$CONTAINER_TOOL" in
     docker)
@@ -116,7 +124,8 @@ case "$CONTAINER_TOOL" in
             || die "CONTAINER_TOOL=docker needs the buildx plugin (build secrets); use podman or buildah otherwise" ;;
     podman|buildah)
         command -v "$CONTAINER_TOOL" >/dev/null 2>&1 || die "CONTAINER_TOOL=$CONTAINER_TOOL, but there is no $CONTAINER_TOOL command" ;;
-    *) die "CONTAINER_TOOL must be docker, podman or buildah (got '$CONTAINER_TOOL')" ;;
+    none) ;;
+    *) die "CONTAINER_TOOL must be docker, podman, buildah or none (got '$CONTAINER_TOOL')" ;;
 esac
 
 # ---- inputs ----------------------------------------------------------------------------------------
@@ -239,6 +248,43 @@ if git -C "$REPO" rev-parse --git-dir >/dev/null 2>&1; then
     [ -n "$SOURCE_URL" ] || SOURCE_URL=$(git -C "$REPO" remote get-url origin 2>/dev/null || true)
 fi
 SOURCE_URL=$(sed -E 's#^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@#\1#' <<<"$SOURCE_URL")
+
+# ---- no container engine: mini-mirror builds the tree here and writes the image itself -------------
+if [ "$CONTAINER_TOOL" = none ]; then
+    BIN=${MINI_MIRROR_BINARY:-}
+    if [ -z "$BIN" ]; then
+        BIN=$(command -v mini-mirror || true)
+        [ -n "$BIN" ] || BIN=$REPO/target/release/mini-mirror
+        if [ ! -x "$BIN" ] && command -v cargo >/dev/null 2>&1; then
+            say "compiling mini-mirror (cargo build --release --locked)"
+            (cd "$REPO" && cargo build --release --locked >&2) || die "cargo build failed"
+        fi
+    fi
+    [ -x "$BIN" ] || die "CONTAINER_TOOL=none needs a mini-mirror binary: set MINI_MIRROR_BINARY, put mini-mirror on PATH, or install cargo"
+    OUT=$WORK/out
+    mkdir -p "$OUT"
+    [ -z "$PREVIOUS_TREE" ] || cp -a "$CTX/previous/." "$OUT/"
+    key_args=()
+    if [ -n "$KEY" ]; then
+        key_args=(--sign-key "$KEY")
+        [ "$PASSFILE" = "$SECRETS/empty" ] || key_args+=(--passphrase-file "$PASSFILE")
+    fi
+    # shellcheck disable=SC2086 # MINI_MIRROR_BUILD_FLAGS is a list of flags
+    "$BIN" build --sources "$CTX/sources" --output "$OUT" --state-dir "$WORK/state" \
+        $MINI_MIRROR_BUILD_FLAGS "${key_args[@]}" >&2 || die "mini-mirror build failed"
+        if [ "$PUSH" = 1 ]; then DEST=$TAG
+    else DEST=oci:${OCI_LAYOUT:-$REPO/image-oci}:${TAG##*:}; fi
+    ca_args=()
+    [ -z "$EXTRA_CA" ] || ca_args=(--ca-cert "$EXTRA_CA")
+    "$BIN" image --tree "$OUT" --base "$BASE_IMAGE_NGINX" --tag "$DEST" "${ca_args[@]}" \
+        --label "org.opencontainers.image.version=$VERSION" \
+        --label "org.opencontainers.image.revision=$REVISION" \
+        --label "org.opencontainers.image.source=$SOURCE_URL" \
+        --label "io.mini-mirror.sources=$MIRROR_SOURCES" >&2 || die "mini-mirror image failed"
+    [ "$PUSH" = 1 ] || say "wrote the image to $DEST (PUSH=1 pushes it to the registry instead)"
+    echo "$TAG"
+    exit 0
+fi
 
 # ---- the build ---------------------------------------------------------------------------------------
 args=(

@@ -73,6 +73,7 @@ impl Http {
             .and_then(|v| v.parse().ok())
             .map(Duration::from_secs)
             .unwrap_or(Duration::from_secs(60));
+        install_tls_provider();
         let client = reqwest::Client::builder()
             .user_agent(concat!("mini-mirror/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(std::sync::Arc::new(ResolveOnce::default()))
@@ -480,6 +481,16 @@ fn is_transient(status: StatusCode) -> bool {
     status.is_server_error()
         || status == StatusCode::REQUEST_TIMEOUT
         || status == StatusCode::TOO_MANY_REQUESTS
+}
+
+/// Make ring the process's TLS crypto provider (reqwest and the registry client use rustls
+/// without a built-in one); idempotent.
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means another provider is already installed, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// Whether a request failed because the server has no such file (404 or 410).

@@ -15,6 +15,7 @@ pub mod http;
 pub mod index_text;
 pub mod lock;
 pub mod locked;
+pub mod oci;
 pub mod openpgp;
 pub mod plan;
 pub mod policy;
@@ -29,6 +30,7 @@ pub mod snapshot;
 pub mod spec;
 pub mod universe;
 pub mod upstream;
+pub mod verify;
 
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -482,8 +484,23 @@ pub fn purge(
         let l = lock::Lock::read(path)?;
         referenced.extend(l.packages.into_iter().map(|p| p.sha256));
     }
-    // Indices: whatever a cached Release lists.
-    for dir in ["release", "releases"] {
+    // Images pulled into this cache (`oci/<manifest>.refs`) keep their blobs until the
+    // record is older than `older_than`.
+    if let Ok(entries) = std::fs::read_dir(cache.root().join("oci")) {
+        for e in entries.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| older_than > Duration::ZERO && age > older_than);
+            if old && !dry_run {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    // Indices: whatever a cached Release lists; pulled images: their blobs.
+    for dir in ["release", "releases", "oci"] {
         for entry in walkdir::WalkDir::new(cache.root().join(dir))
             .into_iter()
             .flatten()

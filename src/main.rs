@@ -143,6 +143,38 @@ struct BuildArgs {
     base_url: Option<String>,
 }
 
+/// How registries are reached (`image`, `pull`, `digest`, `export`, `import`).
+#[derive(clap::Args)]
+struct RegistryFlags {
+    /// PEM file of CA certificates to trust besides the system roots (repeatable).
+    #[arg(long = "ca-cert", env = "EXTRA_CA_CERTS", value_delimiter = ':')]
+    ca_certs: Vec<PathBuf>,
+    /// A registry (host[:port]) to speak plain HTTP to (repeatable; loopback registries
+    /// that only speak HTTP are detected without it).
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
+    /// Cache for blobs (shared with the download cache).
+    #[arg(long, env = "MINI_MIRROR_CACHE")]
+    cache: Option<PathBuf>,
+}
+
+impl RegistryFlags {
+    fn split(self) -> (mini_mirror::oci::Access, PathBuf) {
+        (
+            mini_mirror::oci::Access {
+                ca_certs: self.ca_certs,
+                insecure_registries: self.insecure_registries,
+            },
+            self.cache.unwrap_or_else(mini_mirror::cache::default_dir),
+        )
+    }
+}
+
+/// Parse an image location (registry reference, oci:DIR[:TAG], oci-archive:FILE[:TAG]).
+fn location(s: &str) -> anyhow::Result<mini_mirror::oci::Location> {
+    mini_mirror::oci::Location::parse(s)
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// The signing key.
@@ -235,6 +267,103 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
     },
+    /// Make the mirror's container image without a container engine: the base image
+    /// (nginx), the nginx configuration, the pool in content-stable layers and a small
+    /// layer with dists/ and keyrings; pushes only the blobs the target lacks.
+    Image {
+        /// The published tree.
+        #[arg(long, default_value = "public")]
+        tree: PathBuf,
+        /// The base image: REGISTRY/REPO:TAG, oci:DIR[:TAG] or oci-archive:FILE[:TAG].
+        #[arg(long, value_parser = location)]
+        base: mini_mirror::oci::Location,
+        /// Where the image goes: REGISTRY/REPO:TAG or oci:DIR[:TAG].
+        #[arg(long, value_parser = location)]
+        tag: mini_mirror::oci::Location,
+        /// Expected size of a pool layer in bytes [default: 32 MiB, more for pools
+        /// above 3 GiB so that there are at most ~96 pool layers].
+        #[arg(long)]
+        layer_size: Option<u64>,
+        /// A label KEY=VALUE (repeatable).
+        #[arg(long = "label", value_parser = key_value)]
+        labels: Vec<(String, String)>,
+        /// Manifest format.
+        #[arg(long, value_enum, default_value = "docker")]
+        format: mini_mirror::oci::image::Format,
+        #[command(flatten)]
+        registry: RegistryFlags,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Extract the tree of a mini-mirror image into DIR, every blob checked against its
+    /// digest and every prefix's InRelease against the keyring, then switched into place.
+    Pull {
+        /// The image.
+        #[arg(value_parser = location)]
+        image: mini_mirror::oci::Location,
+        /// Where the tree goes (an output directory).
+        dir: PathBuf,
+        /// Keyring the tree's signatures must verify with.
+        #[arg(
+            long,
+            required_unless_present = "keyring_sha256",
+            conflicts_with = "keyring_sha256"
+        )]
+        keyring: Option<PathBuf>,
+        /// Trust each prefix's own published keyring only if its SHA256 is this.
+        #[arg(long)]
+        keyring_sha256: Option<String>,
+        /// Replace the trees DIR already holds.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        registry: RegistryFlags,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an image's manifest digest; exit 2 when it does not exist.
+    Digest {
+        /// The image.
+        #[arg(value_parser = location)]
+        image: mini_mirror::oci::Location,
+        #[command(flatten)]
+        registry: RegistryFlags,
+    },
+    /// Write an image as an OCI archive for a one-way link: manifest, config and the blobs
+    /// the far side lacks (all without --since).
+    Export {
+        /// The image.
+        #[arg(value_parser = location)]
+        image: mini_mirror::oci::Location,
+        /// The bundle file to write.
+        #[arg(long)]
+        to: PathBuf,
+        /// What the far side has: a previous bundle file, an image reference, or a manifest
+        /// digest in the image's repository.
+        #[arg(long)]
+        since: Option<String>,
+        #[command(flatten)]
+        registry: RegistryFlags,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Push a bundle into a registry (or oci:DIR): every digest checked, only missing
+    /// blobs sent, the manifest last.
+    Import {
+        /// The bundle file.
+        file: PathBuf,
+        /// Where it goes: REGISTRY/REPO:TAG or oci:DIR[:TAG].
+        #[arg(long, value_parser = location)]
+        to: mini_mirror::oci::Location,
+        #[command(flatten)]
+        registry: RegistryFlags,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -279,6 +408,13 @@ impl Places {
             base_url: None,
         }
     }
+}
+
+fn key_value(s: &str) -> anyhow::Result<(String, String)> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("{s:?}: expected KEY=VALUE"))?;
+    Ok((k.to_owned(), v.to_owned()))
 }
 
 /// `diff` and `check`: print the changes; `check` turns them into its exit code.
@@ -473,7 +609,136 @@ fn run(command: Command, env_passphrase: Option<String>) -> anyhow::Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
         Command::Build(args) => build_command(args, env_passphrase),
+        Command::Image {
+            tree,
+            base,
+            tag,
+            layer_size,
+            labels,
+            format,
+            registry,
+            json,
+        } => {
+            let (access, cache) = registry.split();
+            let r = mini_mirror::oci::image::build_image(&mini_mirror::oci::image::ImageOptions {
+                tree,
+                base,
+                target: tag,
+                access,
+                cache,
+                layer_size,
+                labels,
+                format,
+            })?;
+            eprintln!(
+                "image: {} layers ({} pool); uploaded {} blobs ({} bytes), {} already there ({} bytes)",
+                r.layers,
+                r.pool_layers,
+                r.pushed_blobs,
+                r.pushed_bytes,
+                r.reused_blobs,
+                r.reused_bytes
+            );
+            print_result(json, &r, &format!("{}@{}", r.target, r.digest))
+        }
+        Command::Pull {
+            image,
+            dir,
+            keyring,
+            keyring_sha256,
+            force,
+            registry,
+            json,
+        } => {
+            let (access, cache) = registry.split();
+            let trust = match (keyring, keyring_sha256) {
+                (Some(k), _) => mini_mirror::verify::Trust::Keyring(k),
+                (None, Some(h)) => mini_mirror::verify::Trust::PinnedKeyring(h),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            let r = mini_mirror::oci::pull::pull(&mini_mirror::oci::pull::PullOptions {
+                source: image,
+                dir: dir.clone(),
+                access,
+                cache,
+                force,
+                trust,
+            })?;
+            let text = format!(
+                "pulled {} into {}: {} layers ({} bytes), {} dists and {} pool files verified ({})",
+                r.digest,
+                dir.display(),
+                r.layers,
+                r.layer_bytes,
+                r.verified.dists,
+                r.verified.pool_files,
+                r.verified.prefixes.join(", ")
+            );
+            print_result(json, &r, &text)
+        }
+        Command::Digest { image, registry } => {
+            let (access, _) = registry.split();
+            match mini_mirror::oci::pull::digest(&image, &access)? {
+                Some(d) => {
+                    println!("{d}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!("{image}: no such image");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+        Command::Export {
+            image,
+            to,
+            since,
+            registry,
+            json,
+        } => {
+            let (access, cache) = registry.split();
+            let r =
+                mini_mirror::oci::bundle::export(&image, &to, since.as_deref(), &access, &cache)?;
+            let text = format!(
+                "wrote {} ({} bytes): {} blobs ({} bytes); left out {} blobs ({} bytes) the far side has",
+                to.display(),
+                r.file_bytes,
+                r.blobs,
+                r.bytes,
+                r.skipped_blobs,
+                r.skipped_bytes
+            );
+            print_result(json, &r, &text)
+        }
+        Command::Import {
+            file,
+            to,
+            registry,
+            json,
+        } => {
+            let (access, cache) = registry.split();
+            let r = mini_mirror::oci::bundle::import(&file, &to, &access, &cache)?;
+            let text = format!(
+                "imported {} into {to}: uploaded {} blobs ({} bytes), {} already there ({} bytes)",
+                r.digest, r.blobs, r.bytes, r.skipped_blobs, r.skipped_bytes
+            );
+            print_result(json, &r, &text)
+        }
     }
+}
+
+/// Print a command's result: JSON, or its line of text.
+fn print_result(
+    json: bool,
+    report: &impl serde::Serialize,
+    text: &str,
+) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        println!("{text}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn snapshots_command(

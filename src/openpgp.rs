@@ -23,6 +23,7 @@ use std::io::{Read, Write};
 use std::time::SystemTime;
 
 /// A keyring of one or more certificates that upstream signatures are checked against.
+#[derive(Clone)]
 pub struct Keyring {
     certs: Vec<Cert>,
     /// Verify under bookworm gpgv's looser rules instead of apt 3's policy.

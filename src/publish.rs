@@ -439,19 +439,26 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn switch(output: &Path, staged: Vec<Staged>) -> Result<()> {
     sync_filesystem(output)?;
     for s in staged {
-        let live = output.join(&s.prefix);
         let staged_path = s.dir.keep();
-        if live.exists() {
-            exchange(&staged_path, &live)?;
-            // `staged_path` now holds the previous tree.
-            std::fs::remove_dir_all(&staged_path)
-                .with_context(|| format!("removing the previous tree {}", staged_path.display()))?;
-        } else {
-            std::fs::rename(&staged_path, &live)
-                .with_context(|| format!("moving the new tree into {}", live.display()))?;
-        }
-        tracing::info!("published {}", live.display());
+        switch_dir(output, &s.prefix, &staged_path)?;
     }
+    Ok(())
+}
+
+/// Put the complete tree at `staged_path` (on the output's filesystem, already synced) in
+/// place of `<output>/<prefix>` with one atomic rename; the previous tree is removed.
+pub fn switch_dir(output: &Path, prefix: &str, staged_path: &Path) -> Result<()> {
+    let live = output.join(prefix);
+    if live.exists() {
+        exchange(staged_path, &live)?;
+        // `staged_path` now holds the previous tree.
+        std::fs::remove_dir_all(staged_path)
+            .with_context(|| format!("removing the previous tree {}", staged_path.display()))?;
+    } else {
+        std::fs::rename(staged_path, &live)
+            .with_context(|| format!("moving the new tree into {}", live.display()))?;
+    }
+    tracing::info!("published {}", live.display());
     Ok(())
 }
 
@@ -573,7 +580,8 @@ fn exchange(a: &Path, b: &Path) -> Result<()> {
     Ok(())
 }
 
-fn sync_filesystem(path: &Path) -> Result<()> {
+/// Flush the filesystem holding `path` (before a switch makes what was written there live).
+pub fn sync_filesystem(path: &Path) -> Result<()> {
     let dir = std::fs::File::open(path)?;
     use std::os::fd::AsRawFd;
     // SAFETY: a valid open file descriptor.
