@@ -191,6 +191,12 @@ async fn build(opts: &ImageOptions, cache: &Cache) -> Result<PushReport> {
     let layer_size = opts.layer_size;
     let plans = tokio::task::spawn_blocking(move || layers::plan(&tree, layer_size)).await??;
     let total = plans.len();
+    // The image's creation time is the tree's (its newest signed file): the same tree makes
+    // the same image, byte for byte, and a re-run uploads nothing.
+    let newest = plans.iter().map(|p| p.newest_mtime()).max().unwrap_or(0);
+    let created = chrono::DateTime::from_timestamp(newest as i64, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     for (i, plan) in plans.into_iter().enumerate() {
         let tree = opts.tree.clone();
         let p = plan.clone();
@@ -229,7 +235,6 @@ async fn build(opts: &ImageOptions, cache: &Cache) -> Result<PushReport> {
     }
 
     // The config: the base's, with the Dockerfile's runtime settings.
-    let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     edit_config(
         &mut config,
         opts,

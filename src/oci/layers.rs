@@ -304,6 +304,18 @@ impl LayerPlan {
         Ok((format!("sha256:{}", w.hasher.hex()), w.len))
     }
 
+    /// The newest modification time of its files (seconds since the epoch).
+    pub fn newest_mtime(&self) -> u64 {
+        self.entries
+            .iter()
+            .filter_map(|(_, i)| match i {
+                Item::File { mtime, .. } => Some(*mtime),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Number of files in it.
     pub fn files(&self) -> usize {
         self.entries

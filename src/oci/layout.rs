@@ -13,8 +13,11 @@ const LAYOUT_FILE: &str = "oci-layout";
 const LAYOUT_JSON: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
-/// The manifest entries of an `index.json`: (ref.name, digest, media type, size).
-fn index_entries(index: &[u8], what: &str) -> Result<Vec<(Option<String>, String, String, u64)>> {
+/// A manifest entry of an `index.json`: (ref.name, digest, media type, size).
+type IndexEntry = (Option<String>, String, String, u64);
+
+/// The manifest entries of an `index.json`.
+fn index_entries(index: &[u8], what: &str) -> Result<Vec<IndexEntry>> {
     let json: serde_json::Value =
         serde_json::from_slice(index).with_context(|| format!("{what}: index.json is not JSON"))?;
     let mut out = Vec::new();
@@ -36,7 +39,7 @@ fn index_entries(index: &[u8], what: &str) -> Result<Vec<(Option<String>, String
 
 /// Pick the manifest tagged `tag` (or the only one, when no tag is asked for).
 fn pick(
-    entries: Vec<(Option<String>, String, String, u64)>,
+    entries: Vec<IndexEntry>,
     tag: Option<&str>,
     what: &str,
 ) -> Result<Option<(String, String, u64)>> {

@@ -149,12 +149,13 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn locations_parse_like_skopeo() {
         assert!(matches!(
             Location::parse("oci:/tmp/x:v1").unwrap(),
-            Location::Layout { dir, tag } if dir == PathBuf::from("/tmp/x") && tag == "v1"
+            Location::Layout { dir, tag } if dir == Path::new("/tmp/x") && tag == "v1"
         ));
         assert!(matches!(
             Location::parse("oci:/tmp/x").unwrap(),

@@ -48,7 +48,7 @@ impl Remote {
                 if let Some(start) = block.find("-----BEGIN CERTIFICATE-----") {
                     extra_root_certificates.push(client::Certificate {
                         encoding: client::CertificateEncoding::Pem,
-                        data: block[start..].as_bytes().to_vec(),
+                        data: block.as_bytes()[start..].to_vec(),
                     });
                     n += 1;
                 }
@@ -88,7 +88,7 @@ impl Remote {
             .retry("authenticating", || async {
                 remote
                     .client
-                    .auth(&remote.reference, &remote.auth, op.clone())
+                    .auth(&remote.reference, &remote.auth, op)
                     .await
                     .map(|_| ())
             })
@@ -175,7 +175,13 @@ impl Remote {
         let mut hasher = crate::sha256::Sha256::new();
         let mut got = 0u64;
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.context("reading the blob")?;
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) if e.to_string().contains("Invalid digest") => {
+                    bail!("blob {digest}: digest mismatch: the registry served other content ({e})")
+                }
+                Err(e) => return Err(anyhow!(e).context(format!("reading blob {digest}"))),
+            };
             got += chunk.len() as u64;
             if got > size {
                 bail!(
@@ -249,6 +255,8 @@ impl Remote {
 
     fn explain(&self, e: OciDistributionError) -> anyhow::Error {
         let unauthorized = matches!(e, OciDistributionError::UnauthorizedError { .. })
+            || matches!(&e, OciDistributionError::RequestError(r)
+                if r.status().is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403))
             || matches!(
                 &e,
                 OciDistributionError::ServerError {

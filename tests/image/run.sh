@@ -8,6 +8,7 @@
 #   tests/image/run.sh [--keep] [--compile]
 #
 #   --keep      keep the work dir (logs, saved image, storage) for inspection
+#   --only-oci  only the engine-less part (tests/image/oci.sh): mini-mirror image/pull/export/import
 #   --compile   also build once WITHOUT MINI_MIRROR_BINARY, i.e. through the Dockerfile's compile
 #               stage, with a local Rust builder image made from this machine's rustup toolchain
 #               (slow: a full release build of mini-mirror, and crates from crates.io)
@@ -41,12 +42,15 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/../e2e/lib.sh"
 # shellcheck source=../e2e/hermetic/fixture.sh
 . "$E2E_DIR/hermetic/fixture.sh"
+# shellcheck source=oci.sh
+. "$HERE/oci.sh"
 
-KEEP=0 COMPILE=0
+KEEP=0 COMPILE=0 ONLY_OCI=0
 for a in "$@"; do
     case "$a" in
         --keep) KEEP=1 ;;
         --compile) COMPILE=1 ;;
+        --only-oci) ONLY_OCI=1 ;;
         -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
         *) die "unknown argument $a (see --help)" ;;
     esac
@@ -84,7 +88,7 @@ EOF
 echo '{}' >"$REGISTRY_AUTH_FILE"
 
 CONTAINER=mm-image-e2e-$$
-NGINX_PID_upstream='' REGISTRY_PID='' PROXY_PID='' WATCH_PID=''
+OCI_PIDS=() NGINX_PID_upstream='' REGISTRY_PID='' PROXY_PID='' WATCH_PID=''
 cleanup() {
     local rc=$?
     set +e
@@ -92,7 +96,7 @@ cleanup() {
     [ -z "$WATCH_PID" ] || kill "$WATCH_PID" 2>/dev/null
     if command -v podman >/dev/null 2>&1 && [ -d "$WORK/storage" ]; then
         local c
-        for c in "$CONTAINER" "$CONTAINER-compile"; do
+        for c in "$CONTAINER" "$CONTAINER-compile" "$CONTAINER-oci"; do
             podman container exists "$c" 2>/dev/null && podman rm -f -t 2 "$c" >/dev/null 2>&1
         done
         # The private storage holds nothing but this run's containers.
@@ -103,6 +107,7 @@ cleanup() {
         [ -z "$left" ] || log "WARNING: processes of this run's containers are still running: $left"
     fi
     stop_pid "$REGISTRY_PID"
+    local p; for p in "${OCI_PIDS[@]}"; do stop_pid "$p"; done
     stop_pid "$PROXY_PID"
     stop_pid "$NGINX_PID_upstream"
     netns_delete
@@ -729,6 +734,10 @@ main() {
     phase "client cache bookworm" cache_client
     phase "signing key" make_key
     phase "upstream fixture" upstream
+    if [ "$ONLY_OCI" = 1 ]; then
+        registry_binary; netns_create; oci_main
+        print_phases; echo "$PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ]; return
+    fi
     phase "proxy" start_proxy
     phase "registry on 127.0.0.1" start_registry
     phase "build.sh argument checks" cli_checks
@@ -744,6 +753,7 @@ main() {
     phase "registry read-back" registry_checks
     phase "build.sh: buildah, wrong passphrase" buildah_build
     phase "build.sh: KEEP_SNAPSHOTS, PREVIOUS_TREE, BASE_URL" snapshot_build
+    oci_main
     if [ "$COMPILE" = 1 ]; then phase "build.sh: compile stage" compile_build; fi
     print_phases
     echo "$PASSED passed, $FAILED failed"
