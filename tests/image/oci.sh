@@ -116,7 +116,7 @@ oci_push_checks() {
     FIRST_PUSH=$(registry_bytes a)
     local base_bytes
     base_bytes=$(skopeo inspect --raw "oci:$OT/base:nginx" | python3 -c 'import json,sys; m=json.load(sys.stdin); print(sum(l["size"] for l in m["layers"]) + m["config"]["size"])')
-    FIRST_MIRROR=$((FIRST_PUSH - base_bytes))
+    FIRST_MIRROR=$((FIRST_PUSH - base_bytes)) BASE_BYTES=$base_bytes
     ok "mini-mirror image pushed $A/mirror:v1 with htpasswd auth over TLS (test CA via --ca-cert): registry stores $FIRST_PUSH blob bytes; $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%d layers, %d pool layers" % (r["layers"], r["pool_layers"]))' "$OT/push1.json")"
     # skopeo reads it back.
     if skopeo inspect --cert-dir "$OT/certs" --authfile "$OT/auth.json" "docker://$A/mirror:v1" >"$OT/inspect1.json" 2>"$WORK/logs/oci-skopeo.err" \
@@ -297,9 +297,43 @@ oci_main() {
     phase "oci: CA, registries, base layout, tree" oci_setup
     phase "oci: image push, skopeo, digest" oci_push_checks || return 0
     phase "oci: podman run + apt" oci_run_checks
+    phase "oci: push cut mid-blob, re-run" oci_resume_checks
     phase "oci: one-package update" oci_update_checks
     phase "oci: tampered blob, pull" oci_tamper_checks
     phase "oci: export --since, import, pull, apt" oci_bundle_checks
     phase "oci: build.sh CONTAINER_TOOL=none" oci_build_sh_checks
     export REGISTRY_AUTH_FILE=$REGISTRY_AUTH_FILE_SAVED
+}
+
+# An upload cut mid-blob (a forwarder that drops every connection once the base and half of the
+# mirror's bytes went through, then refuses more): the push fails, leaves no tag, and the re-run completes it,
+# uploading only what had not arrived.
+oci_resume_checks() {
+    local limit=$((BASE_BYTES + FIRST_MIRROR / 2)) rc=0 out
+    python3 "$HERE/cut_proxy.py" "$OT/cut.port" "$OCI_PORT_a" "$limit" 2>"$WORK/logs/cut-proxy.err" &
+    local cpid=$!
+    for _ in $(seq 50); do [ -s "$OT/cut.port" ] && break; sleep 0.1; done
+    local via=127.0.0.1:$(cat "$OT/cut.port")
+    # The forwarder's address is another host name: give it the same credentials.
+    python3 - "$OT/auth.json" "$A" "$via" <<'PY'
+import json, sys
+p, a, via = sys.argv[1:]
+j = json.load(open(p)); j["auths"][via] = j["auths"][a]; json.dump(j, open(p, "w"))
+PY
+    out=$(mm image --tree "$OT/public" --base "oci:$OT/base:nginx" --tag "$via/resume:v1" --layer-size 1024 2>&1) || rc=$?
+    wait "$cpid" 2>/dev/null || true
+    local drc=0; mm digest "$A/resume:v1" >/dev/null 2>&1 || drc=$?
+    [ "$rc" -ne 0 ] && [ "$drc" = 2 ] && ok "a push cut mid-blob fails ($(tail -n 1 <<<"$out" | cut -c1-120)) and leaves no tag" \
+        || no "cut push: exit $rc, digest exit $drc"
+    rc=0
+    mm image --tree "$OT/public" --base "oci:$OT/base:nginx" --tag "$A/resume:v1" --layer-size 1024 --json \
+        >"$OT/resume.json" 2>"$WORK/logs/oci-resume.err" || rc=$?
+    local pushed reused
+    pushed=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pushed_bytes"])' "$OT/resume.json" 2>/dev/null || echo -1)
+    reused=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["reused_blobs"])' "$OT/resume.json" 2>/dev/null || echo 0)
+    [ "$rc" = 0 ] && [ "$reused" -gt 0 ] && [ "$pushed" -lt "$FIRST_PUSH" ] \
+        && ok "the re-run completes the push: $pushed bytes uploaded, $reused blobs already there from the cut run" \
+        || no "resume: exit $rc, pushed $pushed, reused $reused: $(tail -n 2 "$WORK/logs/oci-resume.err" | tr '\n' ' ')"
+    rc=0; "$BIN" -q pull "$A/resume:v1" "$OT/pulled-resume" --keyring "$KEYDIR/public.gpg" --cache "$OT/cache-resume" --ca-cert "$OT/tls/ca.crt" >/dev/null 2>&1 || rc=$?
+    [ "$rc" = 0 ] && ok "the completed push pulls and verifies" || no "pull of the resumed push: exit $rc"
 }
