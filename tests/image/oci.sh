@@ -300,6 +300,7 @@ oci_main() {
     phase "oci: push cut mid-blob, re-run" oci_resume_checks
     phase "oci: one-package update" oci_update_checks
     phase "oci: tampered blob, pull" oci_tamper_checks
+    phase "oci: purge and pulled blobs" oci_purge_checks
     phase "oci: export --since, import, pull, apt" oci_bundle_checks
     phase "oci: build.sh CONTAINER_TOOL=none" oci_build_sh_checks
     export REGISTRY_AUTH_FILE=$REGISTRY_AUTH_FILE_SAVED
@@ -336,4 +337,20 @@ PY
         || no "resume: exit $rc, pushed $pushed, reused $reused: $(tail -n 2 "$WORK/logs/oci-resume.err" | tr '\n' ' ')"
     rc=0; "$BIN" -q pull "$A/resume:v1" "$OT/pulled-resume" --keyring "$KEYDIR/public.gpg" --cache "$OT/cache-resume" --ca-cert "$OT/tls/ca.crt" >/dev/null 2>&1 || rc=$?
     [ "$rc" = 0 ] && ok "the completed push pulls and verifies" || no "pull of the resumed push: exit $rc"
+}
+
+# purge keeps the blobs of pulled images, and drops them once the pull record is older than
+# --older-than.
+oci_purge_checks() {
+    local c=$OT/cache-tamper n0 n1 n2
+    n0=$(find "$c/blobs" -type f | wc -l)
+    find "$c/blobs" -type f -exec touch -d '10 days ago' {} +
+    "$BIN" -q purge --cache "$c" --output "$OT/none" --sources "$OT/none" >/dev/null 2>&1
+    n1=$(find "$c/blobs" -type f | wc -l)
+    find "$c/oci" -name '*.refs' -exec touch -d '10 days ago' {} +
+    "$BIN" -q purge --cache "$c" --output "$OT/none" --sources "$OT/none" --older-than 5 >/dev/null 2>&1
+    n2=$(find "$c/blobs" -type f | wc -l)
+    [ "$n0" -gt 0 ] && [ "$n1" = "$n0" ] && [ "$n2" -lt "$n1" ] \
+        && ok "purge keeps the $n0 blobs of pulled images, and removes them ($n2 left) once not pulled for --older-than days" \
+        || no "purge: $n0 blobs, $n1 after purge, $n2 after --older-than 5"
 }
