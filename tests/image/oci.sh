@@ -302,6 +302,7 @@ oci_main() {
     phase "oci: tampered blob, pull" oci_tamper_checks
     phase "oci: purge and pulled blobs" oci_purge_checks
     phase "oci: export --since, import, pull, apt" oci_bundle_checks
+    phase "oci: --format oci, OCI layout" oci_layout_checks
     phase "oci: build.sh CONTAINER_TOOL=none" oci_build_sh_checks
     export REGISTRY_AUTH_FILE=$REGISTRY_AUTH_FILE_SAVED
 }
@@ -353,4 +354,23 @@ oci_purge_checks() {
     [ "$n0" -gt 0 ] && [ "$n1" = "$n0" ] && [ "$n2" -lt "$n1" ] \
         && ok "purge keeps the $n0 blobs of pulled images, and removes them ($n2 left) once not pulled for --older-than days" \
         || no "purge: $n0 blobs, $n1 after purge, $n2 after --older-than 5"
+}
+
+# --format oci into an OCI layout directory: annotated layers, read by skopeo and by pull.
+oci_layout_checks() {
+    local rc=0
+    mm image --tree "$OT/public" --base "oci:$OT/base:nginx" --tag "oci:$OT/layout:v2" --format oci --layer-size 1024 \
+        >/dev/null 2>"$WORK/logs/oci-layout.err" || rc=$?
+    if [ "$rc" = 0 ] && skopeo inspect --raw "oci:$OT/layout:v2" | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+assert m["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+assert m["annotations"]["io.mini-mirror.image"] == "1"
+kinds = [l.get("annotations", {}).get("io.mini-mirror.layer") for l in m["layers"]]
+assert "pool" in kinds and kinds[-1] == "tree", kinds
+'; then ok "image --format oci into oci:DIR: an OCI manifest with io.mini-mirror.* annotations (skopeo reads it)"
+    else no "image --format oci: exit $rc: $(tail -n 2 "$WORK/logs/oci-layout.err" | tr '\n' ' ')"; fi
+    rc=0; mm -q pull "oci:$OT/layout:v2" "$OT/pulled-layout" --keyring "$KEYDIR/public.gpg" >/dev/null 2>&1 || rc=$?
+    [ "$rc" = 0 ] && diff -r "$OT/pulled-layout/fixture/dists" "$OT/public/fixture/dists" >/dev/null \
+        && ok "pull oci:DIR gives back the published dists/ byte for byte" || no "pull from the layout: exit $rc"
 }
