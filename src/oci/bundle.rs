@@ -67,7 +67,7 @@ pub fn export(
             &source.to_string(),
         )?;
         let have: HashSet<String> = match since {
-            Some(s) => since_blobs(s, source, &store, access)
+            Some(s) => since_blobs(s, source, access)
                 .await
                 .with_context(|| format!("--since {s}"))?,
             None => HashSet::new(),
@@ -105,12 +105,7 @@ pub fn export(
 }
 
 /// The blobs the far side has, from what `--since` names.
-async fn since_blobs(
-    since: &str,
-    source: &Location,
-    store: &Store,
-    access: &Access,
-) -> Result<HashSet<String>> {
+async fn since_blobs(since: &str, source: &Location, access: &Access) -> Result<HashSet<String>> {
     let manifest_bytes = if Path::new(since).is_file() {
         let previous = Store::Archive(ArchiveReader::open(Path::new(since))?, None);
         let top = previous
@@ -141,7 +136,6 @@ async fn since_blobs(
             .with_context(|| format!("{loc}: no such image"))?;
         s.platform_manifest(top).await?.bytes
     };
-    let _ = store;
     let manifest: Value = serde_json::from_slice(&manifest_bytes)?;
     Ok(blobs_of(&manifest)?.into_iter().map(|(d, _)| d).collect())
 }

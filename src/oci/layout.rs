@@ -239,6 +239,23 @@ impl ArchiveReader {
         })
     }
 
+    /// A small blob read into memory, checked against its digest.
+    pub fn blob_bytes(&self, digest: &str, size: u64) -> Result<Vec<u8>> {
+        let hex = super::digest_hex(digest)?;
+        let bytes = self
+            .read_entry(&format!("blobs/sha256/{hex}"))?
+            .with_context(|| {
+                format!(
+                    "{}: blob {digest} is not in the bundle",
+                    self.file.display()
+                )
+            })?;
+        let got = crate::sha256::hex_digest(&bytes);
+        super::store::check_blob(digest, size, bytes.len() as u64, &got)
+            .with_context(|| self.file.display().to_string())?;
+        Ok(bytes)
+    }
+
     /// Copy blob `digest` into the cache, checking its digest; an error when absent.
     pub fn fetch_blob(&self, digest: &str, size: u64, cache: &Cache) -> Result<PathBuf> {
         let hex = super::digest_hex(digest)?;

@@ -197,6 +197,30 @@ impl Remote {
         cache.insert_verified(tmp, hex)
     }
 
+    /// A small blob (a config) read into memory, checked against its digest.
+    pub async fn blob_bytes(&self, digest: &str, size: u64) -> Result<Vec<u8>> {
+        let mut stream = self
+            .client
+            .pull_blob_stream(&self.reference, digest)
+            .await
+            .map_err(|e| self.explain(e))?
+            .stream;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.with_context(|| format!("blob {digest}: digest mismatch or read error"))?;
+            if (bytes.len() + chunk.len()) as u64 > size {
+                bail!(
+                    "blob {digest}: size mismatch: longer than the {size} bytes the manifest says"
+                );
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let got = crate::sha256::hex_digest(&bytes);
+        super::store::check_blob(digest, size, bytes.len() as u64, &got)?;
+        Ok(bytes)
+    }
+
     /// Upload the blob in `path` (already checked to have `digest`) unless the repository
     /// has it; true when it was uploaded.
     pub async fn push_blob(&self, digest: &str, size: u64, path: &Path) -> Result<bool> {

@@ -150,18 +150,8 @@ impl Store {
         }
         match self {
             Store::Layout(l, _) => read_checked(&l.blob_path(digest)?, digest, size),
-            Store::Archive(a, _) => {
-                let tmp = tempfile::tempdir()?;
-                let cache = Cache::open(tmp.path())?;
-                let path = a.fetch_blob(digest, size, &cache)?;
-                Ok(std::fs::read(path)?)
-            }
-            Store::Registry(_) => {
-                let tmp = tempfile::tempdir()?;
-                let cache = Cache::open(tmp.path())?;
-                let path = self.fetch_blob(digest, size, &cache).await?;
-                Ok(std::fs::read(path)?)
-            }
+            Store::Archive(a, _) => a.blob_bytes(digest, size),
+            Store::Registry(r) => r.blob_bytes(digest, size).await,
         }
     }
 
