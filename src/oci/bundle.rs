@@ -53,12 +53,7 @@ pub fn export(
     let cache = Cache::open(cache_dir)?;
     super::runtime()?.block_on(async {
         let store = Store::open(source, access, false).await?;
-        let top = store
-            .manifest()
-            .await?
-            .with_context(|| format!("{source}: no such image"))?;
-        let fetched = store.platform_manifest(top).await?;
-        let manifest: Value = serde_json::from_slice(&fetched.bytes)?;
+        let (fetched, manifest) = store.image_manifest(&source.to_string()).await?;
         let blobs = blobs_of(&manifest)?;
         let config = std::fs::read(store.fetch_blob(&blobs[0].0, blobs[0].1, &cache).await?)?;
         layer_kinds(
@@ -106,37 +101,24 @@ pub fn export(
 
 /// The blobs the far side has, from what `--since` names.
 async fn since_blobs(since: &str, source: &Location, access: &Access) -> Result<HashSet<String>> {
-    let manifest_bytes = if Path::new(since).is_file() {
-        let previous = Store::Archive(ArchiveReader::open(Path::new(since))?, None);
-        let top = previous
-            .manifest()
-            .await?
-            .context("the bundle holds no image")?;
-        previous.platform_manifest(top).await?.bytes
+    let location = if Path::new(since).is_file() {
+        Location::Archive {
+            file: PathBuf::from(since),
+            tag: None,
+        }
     } else if since.starts_with("sha256:") {
         super::digest_hex(since)?;
-        let by_digest = match source {
+        match source {
             Location::Registry(r) => Location::Registry(r.clone_with_digest(since.to_owned())),
             _ => bail!(
                 "a digest for --since needs a registry source; give the previous bundle file instead"
             ),
-        };
-        let s = Store::open(&by_digest, access, false).await?;
-        let top = s
-            .manifest()
-            .await?
-            .with_context(|| format!("{by_digest}: no such manifest"))?;
-        s.platform_manifest(top).await?.bytes
+        }
     } else {
-        let loc = Location::parse(since)?;
-        let s = Store::open(&loc, access, false).await?;
-        let top = s
-            .manifest()
-            .await?
-            .with_context(|| format!("{loc}: no such image"))?;
-        s.platform_manifest(top).await?.bytes
+        Location::parse(since)?
     };
-    let manifest: Value = serde_json::from_slice(&manifest_bytes)?;
+    let store = Store::open(&location, access, false).await?;
+    let (_, manifest) = store.image_manifest(&location.to_string()).await?;
     Ok(blobs_of(&manifest)?.into_iter().map(|(d, _)| d).collect())
 }
 
@@ -151,12 +133,7 @@ pub fn import(
     let cache = Cache::open(cache_dir)?;
     super::runtime()?.block_on(async {
         let bundle = Store::Archive(ArchiveReader::open(file)?, None);
-        let top = bundle
-            .manifest()
-            .await?
-            .with_context(|| format!("{}: the bundle holds no image", file.display()))?;
-        let fetched = bundle.platform_manifest(top).await?;
-        let manifest: Value = serde_json::from_slice(&fetched.bytes)?;
+        let (fetched, manifest) = bundle.image_manifest(&file.display().to_string()).await?;
         let blobs = blobs_of(&manifest)?;
         let target = Store::open(to, access, true).await?;
         // Check everything before writing anything.

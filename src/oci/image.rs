@@ -113,13 +113,9 @@ async fn build(opts: &ImageOptions, cache: &Cache) -> Result<PushReport> {
     let base = Store::open(&opts.base, &opts.access, false)
         .await
         .with_context(|| format!("base image {}", opts.base))?;
-    let top = base
-        .manifest()
-        .await?
-        .with_context(|| format!("base image {}: not found", opts.base))?;
-    let base_manifest = base.platform_manifest(top).await?;
-    let manifest: Value = serde_json::from_slice(&base_manifest.bytes)
-        .with_context(|| format!("base image {}: the manifest is not JSON", opts.base))?;
+    let (base_manifest, manifest) = base
+        .image_manifest(&format!("base image {}", opts.base))
+        .await?;
     let config_desc = &manifest["config"];
     let (config_digest, config_size) = descriptor(config_desc)?;
     let mut config: Value =

@@ -111,13 +111,7 @@ pub fn pull(opts: &PullOptions) -> Result<PullReport> {
 /// blobs the image uses so that `purge` keeps them.
 async fn fetch(opts: &PullOptions, cache: &Cache) -> Result<(String, Vec<(PathBuf, u64)>)> {
     let store = Store::open(&opts.source, &opts.access, false).await?;
-    let top = store
-        .manifest()
-        .await?
-        .with_context(|| format!("{}: no such image", opts.source))?;
-    let fetched = store.platform_manifest(top).await?;
-    let manifest: Value = serde_json::from_slice(&fetched.bytes)
-        .with_context(|| format!("{}: the manifest is not JSON", opts.source))?;
+    let (fetched, manifest) = store.image_manifest(&opts.source.to_string()).await?;
     let (config_digest, config_size) = super::image::descriptor(&manifest["config"])?;
     let config_path = store.fetch_blob(&config_digest, config_size, cache).await?;
     let config: Value = serde_json::from_slice(&std::fs::read(&config_path)?)

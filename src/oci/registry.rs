@@ -164,14 +164,34 @@ impl Remote {
         size: u64,
         cache: &Cache,
     ) -> Result<PathBuf> {
+        let tmp = cache.temp_path()?;
+        let mut file = tokio::fs::File::create(&tmp).await?;
+        self.stream_into(digest, size, &mut file).await?;
+        drop(file);
+        cache.insert_verified(tmp, hex)
+    }
+
+    /// A small blob (a config) read into memory, checked against its digest.
+    pub async fn blob_bytes(&self, digest: &str, size: u64) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.stream_into(digest, size, &mut bytes).await?;
+        Ok(bytes)
+    }
+
+    /// Stream blob `digest` into `out`, refusing it when its size or digest is not the
+    /// descriptor's (what was written must then be discarded).
+    async fn stream_into(
+        &self,
+        digest: &str,
+        size: u64,
+        out: &mut (impl tokio::io::AsyncWrite + Unpin),
+    ) -> Result<()> {
         let mut stream = self
             .client
             .pull_blob_stream(&self.reference, digest)
             .await
             .map_err(|e| self.explain(e))?
             .stream;
-        let tmp = cache.temp_path()?;
-        let mut file = tokio::fs::File::create(&tmp).await?;
         let mut hasher = crate::sha256::Sha256::new();
         let mut got = 0u64;
         while let Some(chunk) = stream.next().await {
@@ -189,36 +209,10 @@ impl Remote {
                 );
             }
             hasher.update(&chunk);
-            file.write_all(&chunk).await?;
+            out.write_all(&chunk).await?;
         }
-        file.flush().await?;
-        drop(file);
-        super::store::check_blob(digest, size, got, &hasher.hex())?;
-        cache.insert_verified(tmp, hex)
-    }
-
-    /// A small blob (a config) read into memory, checked against its digest.
-    pub async fn blob_bytes(&self, digest: &str, size: u64) -> Result<Vec<u8>> {
-        let mut stream = self
-            .client
-            .pull_blob_stream(&self.reference, digest)
-            .await
-            .map_err(|e| self.explain(e))?
-            .stream;
-        let mut bytes = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.with_context(|| format!("blob {digest}: digest mismatch or read error"))?;
-            if (bytes.len() + chunk.len()) as u64 > size {
-                bail!(
-                    "blob {digest}: size mismatch: longer than the {size} bytes the manifest says"
-                );
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        let got = crate::sha256::hex_digest(&bytes);
-        super::store::check_blob(digest, size, bytes.len() as u64, &got)?;
-        Ok(bytes)
+        out.flush().await?;
+        super::store::check_blob(digest, size, got, &hasher.hex())
     }
 
     /// Upload the blob in `path` (already checked to have `digest`) unless the repository

@@ -97,6 +97,19 @@ impl Store {
         }
     }
 
+    /// The image manifest this location names, for this machine's platform, with its JSON;
+    /// an error naming `what` when there is none.
+    pub async fn image_manifest(&self, what: &str) -> Result<(Fetched, serde_json::Value)> {
+        let top = self
+            .manifest()
+            .await?
+            .with_context(|| format!("{what}: no such image"))?;
+        let fetched = self.platform_manifest(top).await?;
+        let json = serde_json::from_slice(&fetched.bytes)
+            .with_context(|| format!("{what}: the manifest is not JSON"))?;
+        Ok((fetched, json))
+    }
+
     /// The image manifest for this machine's platform: `fetched` itself, or the entry of an
     /// index for linux and this architecture.
     pub async fn platform_manifest(&self, fetched: Fetched) -> Result<Fetched> {
